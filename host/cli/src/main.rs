@@ -1,0 +1,75 @@
+//! `mailroom`: the host process and its operator commands.
+//!
+//! This crate only parses arguments, reads the operator's environment and
+//! prints; the work is done by the library crates (`mailroom-runtime` for
+//! plugins). `anyhow` lives here and nowhere below.
+
+mod home;
+mod plugin_cmd;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Mailroom: syncs users' mailboxes into the CRM through sandboxed provider plugins.
+#[derive(Parser)]
+#[command(name = "mailroom", version)]
+struct Cli {
+    /// Where Mailroom keeps its installed plugins and compiled-component cache.
+    #[arg(long, env = "MAILROOM_HOME", default_value = ".mailroom", global = true)]
+    home: PathBuf,
+    /// A PEM file of extra CA certificates that plugin TLS connections trust.
+    #[arg(long, env = "MAILROOM_EXTRA_CA", global = true)]
+    extra_ca: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Inspect, install and try provider plugins.
+    Plugin {
+        #[command(subcommand)]
+        command: plugin_cmd::PluginCommand,
+    },
+    /// Run the host: load the installed plugins and serve the HTTP API.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, env = "MAILROOM_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: String,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MAILROOM_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("mailroom: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let home = home::Home::new(cli.home, cli.extra_ca);
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Plugin { command } => plugin_cmd::run(&home, command).await,
+            Command::Serve { listen } => serve::run(&home, &listen).await.map(|()| ExitCode::SUCCESS),
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("mailroom: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,276 @@
+//! `mailroom plugin …`: check, install, list and try plugins.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+use clap::Subcommand;
+use mailroom_runtime::{AccountInput, OperatorGrant, Plugin, PluginDescription, Secret, Secrets, Window};
+
+use crate::home::Home;
+
+#[derive(Subcommand)]
+pub enum PluginCommand {
+    /// Describe a plugin file; exit 2 with a one-line reason if it is not a usable plugin.
+    Check {
+        /// The component file.
+        file: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a plugin file and install it (replacing the installed version of the same name).
+    Install {
+        /// The component file.
+        file: PathBuf,
+    },
+    /// List the installed plugins.
+    List,
+    /// Sync one account once with an installed plugin (or a file) and print what came back.
+    Run {
+        /// An installed plugin's name, or a component file.
+        plugin: String,
+        /// The account's address.
+        #[arg(long, default_value = "me@example.com")]
+        address: String,
+        /// An account setting, NAME=VALUE (repeatable).
+        #[arg(long = "set", value_name = "NAME=VALUE")]
+        settings: Vec<String>,
+        /// A secret field taken from an environment variable, NAME=ENV_VAR (repeatable).
+        #[arg(long = "secret-env", value_name = "NAME=ENV_VAR")]
+        secrets: Vec<String>,
+        /// Grant a non-public network (e.g. 127.0.0.0/8) (repeatable).
+        #[arg(long = "grant-private", value_name = "CIDR")]
+        private: Vec<ipnet::IpNet>,
+        /// Allow secrets over unencrypted connections.
+        #[arg(long)]
+        plaintext_credentials: bool,
+        /// How far back to sync, in days.
+        #[arg(long, default_value_t = 365)]
+        days: i64,
+    },
+}
+
+pub async fn run(home: &Home, command: PluginCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        PluginCommand::Check { file, json } => check(home, &file, json).await,
+        PluginCommand::Install { file } => install(home, &file).await,
+        PluginCommand::List => list(home).await,
+        PluginCommand::Run {
+            plugin,
+            address,
+            settings,
+            secrets,
+            private,
+            plaintext_credentials,
+            days,
+        } => {
+            let grant = OperatorGrant {
+                endpoints: None,
+                private_networks: private,
+                plaintext_credentials,
+            };
+            let account = AccountInput {
+                id: "cli".into(),
+                address,
+                settings: pairs(&settings, "--set")?,
+                secrets: secrets_from_env(&secrets)?,
+            };
+            try_sync(home, &plugin, &account, &grant, days).await
+        }
+    }
+}
+
+async fn check(home: &Home, file: &Path, json: bool) -> anyhow::Result<ExitCode> {
+    let bytes = match std::fs::read(file) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("mailroom: {}: {e}", file.display());
+            return Ok(ExitCode::from(2));
+        }
+    };
+    match home.runtime()?.load(&bytes).await {
+        Ok(plugin) => {
+            let d = plugin.description();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&describe_json(d))?);
+            } else {
+                print!("{}", describe_text(d));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("mailroom: {}: {e}", file.display());
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+async fn install(home: &Home, file: &Path) -> anyhow::Result<ExitCode> {
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let plugin = match home.runtime()?.load(&bytes).await {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("mailroom: {}: {e}", file.display());
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let dir = home.plugins_dir();
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let target = dir.join(format!("{}.wasm", plugin.name()));
+    let tmp = dir.join(format!(".{}.wasm.tmp", plugin.name()));
+    std::fs::write(&tmp, &bytes)
+        .and_then(|()| std::fs::rename(&tmp, &target))
+        .with_context(|| format!("writing {}", target.display()))?;
+    println!(
+        "installed {} {} ({})",
+        plugin.name(),
+        plugin.version(),
+        plugin.description().digest
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn list(home: &Home) -> anyhow::Result<ExitCode> {
+    let registry = home.registry().await?;
+    let plugins = registry.list();
+    if plugins.is_empty() {
+        println!("no plugins installed in {}", home.plugins_dir().display());
+    }
+    for p in plugins {
+        let d = p.description();
+        println!(
+            "{:<16} {:<10} {:<26} {}",
+            d.name,
+            d.version,
+            d.contract,
+            &d.digest[..d.digest.len().min(19)]
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn try_sync(
+    home: &Home,
+    name: &str,
+    account: &AccountInput,
+    grant: &OperatorGrant,
+    days: i64,
+) -> anyhow::Result<ExitCode> {
+    let registry = home.registry().await?;
+    let plugin: std::sync::Arc<Plugin> = if Path::new(name).is_file() {
+        let bytes = std::fs::read(name).with_context(|| format!("reading {name}"))?;
+        registry.runtime().load(&bytes).await?
+    } else {
+        match registry.get(name) {
+            Some(p) => p,
+            None => bail!("no plugin named `{name}` is installed (see `mailroom plugin list`)"),
+        }
+    };
+    let runtime = registry.runtime();
+    let mut run = runtime.start(&plugin, account, grant).await?;
+    run.verify().await?;
+    run.open().await?;
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64)?;
+    let window = Window {
+        since: now - days * 86_400,
+        skip: vec![],
+    };
+    let mut cursor: Option<String> = None;
+    let (mut pages, mut messages, mut bytes, mut failed) = (0usize, 0usize, 0usize, 0usize);
+    loop {
+        let page = run.sync(cursor.as_deref(), &window).await?;
+        pages += 1;
+        messages += page.messages.len();
+        failed += page.failed.len();
+        bytes += page.messages.iter().map(|m| m.raw.len()).sum::<usize>();
+        let progress = page
+            .progress
+            .map(|p| match p.total {
+                Some(t) => format!("{} of ~{t}", p.done),
+                None => p.done.to_string(),
+            })
+            .unwrap_or_default();
+        println!(
+            "page {pages}: {} messages, {} failed, progress {progress}, cursor {}",
+            page.messages.len(),
+            page.failed.len(),
+            page.cursor
+        );
+        cursor = Some(page.cursor);
+        if !page.more {
+            break;
+        }
+    }
+    run.close().await?;
+    println!("synced {messages} messages ({bytes} bytes) in {pages} pages; {failed} failed");
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn describe_text(d: &PluginDescription) -> String {
+    let mut out = format!(
+        "name:        {}\nversion:     {}\ncontract:    {}\ndigest:      {}\ndescription: {}\nfields:\n",
+        d.name, d.version, d.contract, d.digest, d.description
+    );
+    for f in &d.fields {
+        let flags = [(f.secret, "secret"), (f.required, "required")]
+            .iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, s)| *s)
+            .collect::<Vec<_>>()
+            .join(", ");
+        out.push_str(&format!("  {:<14} {:<24} {flags}\n", f.name, f.label));
+    }
+    out.push_str("endpoints:\n");
+    if d.endpoints.is_empty() {
+        out.push_str("  (none: this plugin gets no network)\n");
+    }
+    for e in &d.endpoints {
+        out.push_str(&format!("  {:<36} {}\n", e.template, e.purpose));
+    }
+    out.push_str("imports:\n");
+    for i in &d.imports {
+        out.push_str(&format!("  {i}\n"));
+    }
+    out
+}
+
+pub fn describe_json(d: &PluginDescription) -> serde_json::Value {
+    serde_json::json!({
+        "name": d.name,
+        "version": d.version,
+        "description": d.description,
+        "contract": d.contract,
+        "digest": d.digest,
+        "fields": d.fields.iter().map(|f| serde_json::json!({
+            "name": f.name, "label": f.label, "help": f.help,
+            "secret": f.secret, "required": f.required, "default": f.default_value,
+        })).collect::<Vec<_>>(),
+        "endpoints": d.endpoints.iter().map(|e| serde_json::json!({
+            "template": e.template, "purpose": e.purpose,
+            "credential": e.credential.as_ref().map(|c| format!("{c:?}")),
+        })).collect::<Vec<_>>(),
+        "imports": d.imports,
+    })
+}
+
+fn pairs(items: &[String], flag: &str) -> anyhow::Result<BTreeMap<String, String>> {
+    items
+        .iter()
+        .map(|s| match s.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+            _ => bail!("{flag} `{s}`: expected NAME=VALUE"),
+        })
+        .collect()
+}
+
+fn secrets_from_env(items: &[String]) -> anyhow::Result<Secrets> {
+    let mut secrets = Secrets::new();
+    for (name, var) in pairs(items, "--secret-env")? {
+        let value = std::env::var(&var).with_context(|| format!("--secret-env {name}: environment variable {var} is not set"))?;
+        secrets.insert(name, Secret::new(value));
+    }
+    Ok(secrets)
+}

@@ -1,0 +1,127 @@
+//! Checked connects: grant by name, DNS, grant by address, then TCP.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use mailroom_policy::{AccountPolicy, Denial, Endpoint};
+use tokio::net::TcpStream;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Where denials go: the log (inside the caller's span, which names the
+/// plugin, its version and the account) and a list the host can inspect.
+#[derive(Clone, Default, Debug)]
+pub struct Audit {
+    denials: Arc<Mutex<Vec<Denial>>>,
+}
+
+impl Audit {
+    /// Record and log one denial.
+    pub fn denied(&self, denial: &Denial) {
+        tracing::warn!(
+            attempted = %denial.attempted,
+            reason = %denial.reason,
+            would_allow = %denial.would_allow,
+            "plugin network access denied"
+        );
+        if let Ok(mut list) = self.denials.lock() {
+            list.push(denial.clone());
+        }
+    }
+
+    /// Every denial recorded so far.
+    pub fn denials(&self) -> Vec<Denial> {
+        self.denials.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+}
+
+/// Why a connect failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The policy refused the endpoint or every address it resolved to.
+    #[error("{0}")]
+    Denied(Denial),
+    /// The name did not resolve.
+    #[error("{host}: {why}")]
+    NameNotFound {
+        /// The host name.
+        host: String,
+        /// The resolver's answer.
+        why: String,
+    },
+    /// No connection could be made to any allowed address.
+    #[error("{endpoint}: {why}")]
+    Connection {
+        /// The endpoint.
+        endpoint: String,
+        /// What happened.
+        why: String,
+    },
+}
+
+/// Open a TCP connection to `endpoint` if the policy allows it, to an address
+/// the policy allows.
+pub async fn connect(
+    policy: &AccountPolicy,
+    endpoint: &Endpoint,
+    audit: &Audit,
+) -> Result<TcpStream, ConnectError> {
+    let deny = |denial: Denial| {
+        audit.denied(&denial);
+        ConnectError::Denied(denial)
+    };
+    policy.check_endpoint(endpoint).map_err(deny)?;
+    let addresses = resolve(endpoint).await?;
+    let mut first_denial = None;
+    let allowed: Vec<SocketAddr> = addresses
+        .into_iter()
+        .filter(|addr| match policy.check_address(endpoint, addr.ip()) {
+            Ok(()) => true,
+            Err(denial) => {
+                first_denial.get_or_insert(denial);
+                false
+            }
+        })
+        .collect();
+    if allowed.is_empty() {
+        return Err(match first_denial {
+            Some(denial) => deny(denial),
+            None => ConnectError::NameNotFound {
+                host: endpoint.host.clone(),
+                why: "no address".into(),
+            },
+        });
+    }
+    let mut last_error = String::new();
+    for addr in allowed {
+        match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+            Ok(Ok(stream)) => {
+                let _ = stream.set_nodelay(true);
+                return Ok(stream);
+            }
+            Ok(Err(e)) => last_error = format!("{addr}: {e}"),
+            Err(_) => last_error = format!("{addr}: timed out"),
+        }
+    }
+    Err(ConnectError::Connection {
+        endpoint: endpoint.to_string(),
+        why: last_error,
+    })
+}
+
+async fn resolve(endpoint: &Endpoint) -> Result<Vec<SocketAddr>, ConnectError> {
+    if let Ok(ip) = endpoint.host.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, endpoint.port)]);
+    }
+    let not_found = |why: String| ConnectError::NameNotFound {
+        host: endpoint.host.clone(),
+        why,
+    };
+    let lookup = tokio::net::lookup_host((endpoint.host.as_str(), endpoint.port));
+    match tokio::time::timeout(CONNECT_TIMEOUT, lookup).await {
+        Ok(Ok(addrs)) => Ok(addrs.collect()),
+        Ok(Err(e)) => Err(not_found(e.to_string())),
+        Err(_) => Err(not_found("DNS lookup timed out".into())),
+    }
+}

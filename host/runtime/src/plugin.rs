@@ -1,0 +1,234 @@
+//! One compiled, checked version of a plugin.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use mailroom_contract::v1::PluginPre;
+use mailroom_contract::v1::provider::{Credential, Endpoint, Field, PluginInfo};
+use mailroom_contract::{CONTRACT_V1, PROVIDER_INTERFACE_V1};
+use mailroom_policy::{OperatorGrant, Secrets, Template};
+use sha2::{Digest, Sha256};
+use wasmtime::component::Component;
+use wasmtime::component::types::ComponentItem;
+
+use crate::cache::first_line;
+use crate::engine::Runtime;
+use crate::error::LoadError;
+use crate::run::{AccountInput, Run};
+use crate::state::RunState;
+
+/// What an operator sees of a plugin version.
+#[derive(Debug, Clone)]
+pub struct PluginDescription {
+    /// From `info`.
+    pub name: String,
+    /// From `info`.
+    pub version: String,
+    /// From `info`.
+    pub description: String,
+    /// The contract it implements, e.g. `mailroom:provider@1.0.0`.
+    pub contract: String,
+    /// `sha256:` and the hex digest of the component file.
+    pub digest: String,
+    /// The account form.
+    pub fields: Vec<Field>,
+    /// The endpoints it declares.
+    pub endpoints: Vec<Endpoint>,
+    /// The interfaces it imports.
+    pub imports: Vec<String>,
+}
+
+/// A plugin version ready to run.
+pub struct Plugin {
+    pub(crate) description: PluginDescription,
+    pub(crate) templates: Vec<Template>,
+    pub(crate) pre: PluginPre<RunState>,
+}
+
+impl Plugin {
+    /// Its description.
+    pub fn description(&self) -> &PluginDescription {
+        &self.description
+    }
+
+    /// Its name.
+    pub fn name(&self) -> &str {
+        &self.description.name
+    }
+
+    /// Its version.
+    pub fn version(&self) -> &str {
+        &self.description.version
+    }
+}
+
+/// Interfaces a plugin may never import.
+const FORBIDDEN: [&str; 2] = ["wasi:filesystem/", "wasi:sockets/"];
+
+impl Runtime {
+    /// Compile (or fetch from the cache), check and describe a plugin file.
+    /// Blocking: compilation can take a while, so call it off the hot path.
+    pub async fn load(self: &Arc<Self>, bytes: &[u8]) -> Result<Arc<Plugin>, LoadError> {
+        let (component, digest) = self.compile(bytes)?;
+        let (contract, imports) = self.inspect(&component)?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .and_then(PluginPre::new)
+            .map_err(|e| LoadError::Link(first_line(&e)))?;
+        let mut plugin = Plugin {
+            description: PluginDescription {
+                name: String::new(),
+                version: String::new(),
+                description: String::new(),
+                contract,
+                digest,
+                fields: vec![],
+                endpoints: vec![],
+                imports,
+            },
+            templates: vec![],
+            pre,
+        };
+        let info = self.call_info(&plugin).await?;
+        plugin.templates = validate(&info)?;
+        let d = &mut plugin.description;
+        d.name = info.name;
+        d.version = info.version;
+        d.description = info.description;
+        d.fields = info.fields;
+        d.endpoints = info.endpoints;
+        Ok(Arc::new(plugin))
+    }
+
+    /// Compile from bytes, with the on-disk cache when configured.
+    fn compile(&self, bytes: &[u8]) -> Result<(Component, String), LoadError> {
+        const MAGIC: &[u8] = b"\0asm";
+        const COMPONENT_LAYER: [u8; 4] = [0x0d, 0x00, 0x01, 0x00];
+        if bytes.len() < 8 || &bytes[..4] != MAGIC {
+            return Err(LoadError::NotWasm);
+        }
+        if bytes[4..8] != COMPONENT_LAYER {
+            return Err(LoadError::CoreModule);
+        }
+        let digest = hex::encode(Sha256::digest(bytes));
+        let component = match &self.cache {
+            Some(cache) => cache.load(&self.engine, bytes, &digest)?,
+            None => Component::new(&self.engine, bytes).map_err(|e| LoadError::Compile(first_line(&e)))?,
+        };
+        Ok((component, format!("sha256:{digest}")))
+    }
+
+    /// The contract the component exports, and its imports; refuses other
+    /// contracts and forbidden imports with a one-line reason.
+    fn inspect(&self, component: &Component) -> Result<(String, Vec<String>), LoadError> {
+        let ty = component.component_type();
+        let exports: Vec<String> = ty.exports(&self.engine).map(|(n, _)| n.to_string()).collect();
+        let imports: Vec<String> = ty
+            .imports(&self.engine)
+            .filter(|(_, item)| matches!(item.ty, ComponentItem::ComponentInstance(_)))
+            .map(|(n, _)| n.to_string())
+            .collect();
+        let contract = match exports.iter().find(|e| e.starts_with(PROVIDER_INTERFACE_V1)) {
+            Some(export) => export.replace("/provider@", "@"),
+            None => {
+                let other = exports.iter().find(|e| e.starts_with("mailroom:provider/provider@"));
+                return Err(LoadError::WrongContract(match other {
+                    Some(e) => format!(
+                        "implements {}, but this host speaks {CONTRACT_V1} (1.x)",
+                        e.replace("/provider@", "@")
+                    ),
+                    None => format!(
+                        "exports no mailroom:provider/provider interface, so it is not a Mailroom provider plugin (it exports: {})",
+                        if exports.is_empty() { "nothing".into() } else { exports.join(", ") }
+                    ),
+                }));
+            }
+        };
+        let forbidden: Vec<&str> = imports
+            .iter()
+            .filter(|i| FORBIDDEN.iter().any(|f| i.starts_with(f)))
+            .map(String::as_str)
+            .collect();
+        if !forbidden.is_empty() {
+            return Err(LoadError::ForbiddenImports(forbidden.join(", ")));
+        }
+        Ok((contract, imports))
+    }
+
+    /// Instantiate once, with no account and no grants, and ask for `info`.
+    async fn call_info(self: &Arc<Self>, plugin: &Plugin) -> Result<PluginInfo, LoadError> {
+        let account = AccountInput {
+            id: "load-check".into(),
+            address: String::new(),
+            settings: BTreeMap::new(),
+            secrets: Secrets::new(),
+        };
+        let grant = OperatorGrant {
+            endpoints: Some(vec![]),
+            ..OperatorGrant::default()
+        };
+        let mut run = Run::start_checked(self, plugin, &account, &grant)
+            .await
+            .map_err(|e| LoadError::InfoFailed(e.to_string()))?;
+        run.info().await.map_err(|e| LoadError::InfoFailed(e.to_string()))
+    }
+}
+
+/// Check `info` and parse its endpoint templates.
+fn validate(info: &PluginInfo) -> Result<Vec<Template>, LoadError> {
+    let bad = |why: String| Err(LoadError::BadInfo(why));
+    let name_ok = |s: &str, extra: u8| {
+        !s.is_empty()
+            && s.len() <= 64
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == extra)
+    };
+    if !name_ok(&info.name, b'-') {
+        return bad(format!("name `{}` must be 1-64 of a-z, 0-9 and -", info.name));
+    }
+    let parts: Vec<&str> = info.version.split(['-', '+']).next().unwrap_or("").split('.').collect();
+    if parts.len() != 3 || parts.iter().any(|p| p.is_empty() || p.parse::<u64>().is_err()) {
+        return bad(format!("version `{}` is not a semantic version (1.2.3)", info.version));
+    }
+    let mut fields = BTreeMap::new();
+    for f in &info.fields {
+        if !name_ok(&f.name, b'_') {
+            return bad(format!("field name `{}` must be of a-z, 0-9 and _", f.name));
+        }
+        if fields.insert(f.name.as_str(), f.secret).is_some() {
+            return bad(format!("field `{}` is declared twice", f.name));
+        }
+    }
+    let mut seen = BTreeSet::new();
+    let mut templates = Vec::new();
+    for e in &info.endpoints {
+        let template = Template::parse(&e.template).map_err(|err| LoadError::BadInfo(err.to_string()))?;
+        if !seen.insert(e.template.clone()) {
+            return bad(format!("endpoint `{}` is declared twice", e.template));
+        }
+        for field in template.fields() {
+            match fields.get(field) {
+                None => return bad(format!("endpoint `{}` uses undeclared field `{field}`", e.template)),
+                Some(true) => return bad(format!("endpoint `{}` uses secret field `{field}`", e.template)),
+                Some(false) => {}
+            }
+        }
+        let wants = match &e.credential {
+            None => vec![],
+            Some(Credential::Bearer(secret)) => vec![(secret.as_str(), true)],
+            Some(Credential::Basic(b)) => vec![(b.user_field.as_str(), false), (b.secret_field.as_str(), true)],
+        };
+        if !wants.is_empty() && !template.scheme().is_encrypted() {
+            return bad(format!("endpoint `{}` sends a credential without TLS", e.template));
+        }
+        for (field, secret) in wants {
+            if fields.get(field) != Some(&secret) {
+                let kind = if secret { "secret" } else { "non-secret" };
+                return bad(format!("endpoint `{}` credential needs a declared {kind} field `{field}`", e.template));
+            }
+        }
+        templates.push(template);
+    }
+    Ok(templates)
+}

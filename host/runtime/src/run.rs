@@ -1,0 +1,345 @@
+//! One run: a fresh instance serving one account, under the per-call limits.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mailroom_contract::v1::Plugin as Bindings;
+use mailroom_contract::v1::provider::{Account, Credential, Outgoing, Page, PluginInfo, ProviderError, Window};
+use mailroom_contract::v1::types::ConfigError;
+use mailroom_http::{HttpHooks, basic_credential, bearer_credential};
+use mailroom_net::{Audit, NetCtx, NetLimits};
+use mailroom_policy::{AccountPolicy, Denial, EndpointError, OperatorGrant, Secret, Secrets};
+use tracing::Instrument;
+use wasmtime::component::{ResourceAny, ResourceTable};
+use wasmtime::{Store, Trap};
+use wasmtime_wasi::{I32Exit, WasiCtxBuilder};
+use wasmtime_wasi_http::WasiHttpCtx;
+
+use crate::cache::first_line;
+use crate::engine::{EPOCH_TICK, Limits, Runtime};
+use crate::error::CallError;
+use crate::plugin::Plugin;
+use crate::state::{Captured, MemoryLimiter, RunState};
+
+/// How much of a plugin's stdout/stderr is kept.
+const CAPTURE_BYTES: usize = 16 * 1024;
+
+/// One account as the host hands it to a run.
+#[derive(Debug, Clone)]
+pub struct AccountInput {
+    /// The host's id for the account.
+    pub id: String,
+    /// The connected address.
+    pub address: String,
+    /// Non-secret settings by field name.
+    pub settings: BTreeMap<String, String>,
+    /// Secrets by field name; never passed into the plugin.
+    pub secrets: Secrets,
+}
+
+/// A live instance for one account. Drop it to end the run.
+pub struct Run {
+    store: Store<RunState>,
+    bindings: Bindings,
+    account: Account,
+    session: Option<ResourceAny>,
+    limits: Limits,
+    span: tracing::Span,
+    audit: Audit,
+    ended: Option<String>,
+}
+
+impl Runtime {
+    /// Start a run of `plugin` for `account` under `grant`: render the grants,
+    /// build the sandbox and instantiate. A setting that does not make a valid
+    /// endpoint fails here with `bad-config` naming the field.
+    pub async fn start(
+        self: &Arc<Self>,
+        plugin: &Plugin,
+        account: &AccountInput,
+        grant: &OperatorGrant,
+    ) -> Result<Run, CallError> {
+        Run::start_checked(self, plugin, account, grant).await
+    }
+}
+
+fn bad_config(e: EndpointError) -> CallError {
+    let (field, why) = match &e {
+        EndpointError::MissingField { field } | EndpointError::BadValue { field, .. } => {
+            (field.clone(), e.to_string())
+        }
+        EndpointError::BadHost { .. } | EndpointError::BadTemplate { .. } => ("host".into(), e.to_string()),
+    };
+    CallError::Provider(ProviderError::BadConfig(ConfigError { field, why }))
+}
+
+impl Run {
+    pub(crate) async fn start_checked(
+        runtime: &Arc<Runtime>,
+        plugin: &Plugin,
+        input: &AccountInput,
+        grant: &OperatorGrant,
+    ) -> Result<Run, CallError> {
+        let d = &plugin.description;
+        let span = tracing::info_span!("plugin", plugin = %d.name, version = %d.version, account = %input.id);
+        let policy = Arc::new(AccountPolicy::new(&plugin.templates, grant, &input.settings).map_err(bad_config)?);
+        let credentials = d
+            .endpoints
+            .iter()
+            .map(|e| credential(e.credential.as_ref(), input))
+            .collect::<Vec<_>>();
+        let secrets = Arc::new(input.secrets.clone());
+        let audit = Audit::default();
+        let limits = runtime.limits;
+        let stderr = Captured::new(CAPTURE_BYTES);
+        let wasi = WasiCtxBuilder::new()
+            .stdout(stderr.clone())
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let state = RunState {
+            wasi,
+            http: WasiHttpCtx::new(),
+            hooks: HttpHooks::new(
+                policy.clone(),
+                Arc::new(credentials),
+                secrets.redactor(),
+                runtime.tls.clone(),
+                audit.clone(),
+            ),
+            net: NetCtx::new(
+                policy,
+                secrets,
+                runtime.tls.clone(),
+                audit.clone(),
+                NetLimits {
+                    max_connections: limits.connections,
+                },
+            ),
+            table: ResourceTable::new(),
+            limiter: MemoryLimiter {
+                max_bytes: limits.memory_bytes,
+                exceeded: false,
+            },
+            stderr,
+        };
+        let mut store = Store::new(&runtime.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        store.epoch_deadline_trap();
+        store.set_epoch_deadline(deadline_ticks(limits.call_timeout));
+        let instantiate = plugin.pre.instantiate_async(&mut store).instrument(span.clone());
+        let bindings = match tokio::time::timeout(limits.call_timeout, instantiate).await {
+            Ok(Ok(b)) => b,
+            Ok(Err(e)) => return Err(CallError::Crashed(format!("could not start: {}", first_line(&e)))),
+            Err(_) => return Err(CallError::Timeout(limits.call_timeout)),
+        };
+        let secret_fields: Vec<&str> = d.fields.iter().filter(|f| f.secret).map(|f| f.name.as_str()).collect();
+        let account = Account {
+            id: input.id.clone(),
+            address: input.address.clone(),
+            settings: input
+                .settings
+                .iter()
+                .filter(|(k, _)| !secret_fields.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            secrets: input.secrets.names().map(str::to_string).collect(),
+        };
+        Ok(Run {
+            store,
+            bindings,
+            account,
+            session: None,
+            limits,
+            span,
+            audit,
+            ended: None,
+        })
+    }
+
+    /// `info()`.
+    pub async fn info(&mut self) -> Result<PluginInfo, CallError> {
+        self.prepare()?;
+        let call = self.bindings.mailroom_provider_provider().call_info(&mut self.store);
+        let out = guard(self.limits.call_timeout, &self.span, call).await;
+        let info = self.settle(out)?;
+        let size = info.name.len()
+            + info.version.len()
+            + info.description.len()
+            + info
+                .fields
+                .iter()
+                .map(|f| f.name.len() + f.label.len() + f.help.len())
+                .sum::<usize>();
+        self.check_size(size)?;
+        Ok(info)
+    }
+
+    /// `verify(account)`: sign in once.
+    pub async fn verify(&mut self) -> Result<(), CallError> {
+        self.prepare()?;
+        let call = self
+            .bindings
+            .mailroom_provider_provider()
+            .call_verify(&mut self.store, &self.account);
+        let out = guard(self.limits.call_timeout, &self.span, call).await;
+        self.settle(out)?.map_err(CallError::Provider)
+    }
+
+    /// `open(account)`: sign in and keep the session for `sync`.
+    pub async fn open(&mut self) -> Result<(), CallError> {
+        self.prepare()?;
+        let call = self.bindings.mailroom_provider_provider().call_open(&mut self.store, &self.account);
+        let out = guard(self.limits.call_timeout, &self.span, call).await;
+        self.session = Some(self.settle(out)?.map_err(CallError::Provider)?);
+        Ok(())
+    }
+
+    /// `session.sync(cursor, window)`: one page.
+    pub async fn sync(&mut self, cursor: Option<&str>, window: &Window) -> Result<Page, CallError> {
+        self.prepare()?;
+        let session = self
+            .session
+            .ok_or_else(|| CallError::Ended("no session: call open() first".into()))?;
+        let provider = self.bindings.mailroom_provider_provider().session();
+        let call = provider.call_sync(&mut self.store, session, cursor, window);
+        let out = guard(self.limits.call_timeout, &self.span, call).await;
+        let page = self.settle(out)?.map_err(CallError::Provider)?;
+        self.check_size(page_bytes(&page))?;
+        Ok(page)
+    }
+
+    /// `send(account, message)`.
+    pub async fn send(&mut self, message: &Outgoing) -> Result<Option<String>, CallError> {
+        self.prepare()?;
+        let call = self
+            .bindings
+            .mailroom_provider_provider()
+            .call_send(&mut self.store, &self.account, message);
+        let out = guard(self.limits.call_timeout, &self.span, call).await;
+        self.settle(out)?.map_err(CallError::Provider)
+    }
+
+    /// Close the session (the plugin may sign out), ending the run cleanly.
+    pub async fn close(mut self) -> Result<(), CallError> {
+        if let Some(session) = self.session.take()
+            && self.ended.is_none()
+        {
+            self.store.set_epoch_deadline(deadline_ticks(self.limits.call_timeout));
+            let call = session.resource_drop_async(&mut self.store);
+            let out = guard(self.limits.call_timeout, &self.span, call).await;
+            self.settle(out)?;
+        }
+        Ok(())
+    }
+
+    /// Network accesses refused during this run.
+    pub fn denials(&self) -> Vec<Denial> {
+        self.audit.denials()
+    }
+
+    fn prepare(&mut self) -> Result<(), CallError> {
+        if let Some(why) = &self.ended {
+            return Err(CallError::Ended(why.clone()));
+        }
+        self.store.set_epoch_deadline(deadline_ticks(self.limits.call_timeout));
+        Ok(())
+    }
+
+    fn settle<R>(&mut self, out: Result<wasmtime::Result<R>, tokio::time::error::Elapsed>) -> Result<R, CallError> {
+        let err = match out {
+            Ok(Ok(r)) => return Ok(r),
+            Ok(Err(e)) => self.classify(e),
+            Err(_) => CallError::Timeout(self.limits.call_timeout),
+        };
+        Err(self.end(err))
+    }
+
+    fn classify(&self, e: wasmtime::Error) -> CallError {
+        let state = self.store.data();
+        if state.limiter.exceeded {
+            return CallError::MemoryExceeded {
+                limit: state.limiter.max_bytes,
+            };
+        }
+        if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+            return CallError::Timeout(self.limits.call_timeout);
+        }
+        if let Some(exit) = e.downcast_ref::<I32Exit>() {
+            return CallError::Crashed(format!("exited with status {}", exit.0));
+        }
+        let said = state.stderr.last_lines();
+        let trap = first_line(&e);
+        CallError::Crashed(if said.is_empty() { trap } else { format!("{said} ({trap})") })
+    }
+
+    fn check_size(&mut self, size: usize) -> Result<(), CallError> {
+        if size > self.limits.result_bytes {
+            let err = CallError::ResultTooLarge {
+                size,
+                limit: self.limits.result_bytes,
+            };
+            return Err(self.end(err));
+        }
+        Ok(())
+    }
+
+    fn end(&mut self, err: CallError) -> CallError {
+        if err.ends_run() {
+            self.span.in_scope(|| tracing::warn!("plugin run ended: {err}"));
+            self.ended = Some(format!("the run already ended: {err}"));
+        }
+        err
+    }
+}
+
+fn deadline_ticks(timeout: Duration) -> u64 {
+    (timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64 + 1
+}
+
+async fn guard<R>(
+    timeout: Duration,
+    span: &tracing::Span,
+    call: impl Future<Output = wasmtime::Result<R>>,
+) -> Result<wasmtime::Result<R>, tokio::time::error::Elapsed> {
+    tokio::time::timeout(timeout, call.instrument(span.clone())).await
+}
+
+/// The `Authorization` value the host attaches for one declared endpoint.
+fn credential(credential: Option<&Credential>, account: &AccountInput) -> Option<Secret> {
+    match credential? {
+        Credential::Bearer(field) => account.secrets.get(field).map(bearer_credential),
+        Credential::Basic(b) => {
+            let user = account
+                .settings
+                .get(&b.user_field)
+                .filter(|u| !u.is_empty())
+                .unwrap_or(&account.address);
+            account
+                .secrets
+                .get(&b.secret_field)
+                .map(|password| basic_credential(user, password))
+        }
+    }
+}
+
+/// What a page weighs: message bytes and every string in it.
+fn page_bytes(page: &Page) -> usize {
+    let messages: usize = page
+        .messages
+        .iter()
+        .map(|m| {
+            m.raw.len()
+                + m.id.len()
+                + m.folder.len()
+                + m.thread_id.as_ref().map_or(0, String::len)
+                + m.flags.iter().map(String::len).sum::<usize>()
+        })
+        .sum();
+    let deletions: usize = page.deletions.iter().map(|d| d.id.len() + d.folder.len()).sum();
+    let failed: usize = page.failed.iter().map(|f| f.id.len() + f.why.len()).sum();
+    messages + deletions + failed + page.cursor.len()
+}

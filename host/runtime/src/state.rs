@@ -1,0 +1,207 @@
+//! What a store holds for one run, and the small host interfaces it serves
+//! itself: `log`, the memory limiter and the captured stderr.
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use mailroom_contract::v1::{log, types};
+use mailroom_http::HttpHooks;
+use mailroom_net::{NetCtx, NetView, WasiNetView};
+use wasmtime::component::{HasData, Linker, ResourceTable};
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+/// The longest log line kept from a plugin.
+const MAX_LOG_LINE: usize = 2048;
+
+/// The data of one run's store.
+pub(crate) struct RunState {
+    pub(crate) wasi: WasiCtx,
+    pub(crate) http: WasiHttpCtx,
+    pub(crate) hooks: HttpHooks,
+    pub(crate) net: NetCtx,
+    pub(crate) table: ResourceTable,
+    pub(crate) limiter: MemoryLimiter,
+    pub(crate) stderr: Captured,
+}
+
+impl WasiView for RunState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for RunState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
+    }
+}
+
+impl WasiNetView for RunState {
+    fn net(&mut self) -> NetView<'_> {
+        NetView {
+            ctx: &mut self.net,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Caps linear memory and remembers that a plugin hit the cap, so that the
+/// trap that follows is reported as what it is.
+pub(crate) struct MemoryLimiter {
+    pub(crate) max_bytes: usize,
+    pub(crate) exceeded: bool,
+}
+
+impl wasmtime::ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.max_bytes {
+            self.exceeded = true;
+            return Err(wasmtime::Error::msg(format!(
+                "memory limit of {} bytes exceeded",
+                self.max_bytes
+            )));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}
+
+/// A plugin's stdout/stderr: kept up to a cap (for the panic message of a
+/// crashed plugin), the rest dropped.
+#[derive(Clone)]
+pub(crate) struct Captured {
+    buf: Arc<Mutex<Vec<u8>>>,
+    cap: usize,
+}
+
+impl Captured {
+    pub(crate) fn new(cap: usize) -> Self {
+        Captured {
+            buf: Arc::new(Mutex::new(Vec::new())),
+            cap,
+        }
+    }
+
+    /// The last meaningful line written: where a Rust panic puts its message.
+    pub(crate) fn last_lines(&self) -> String {
+        let buf = self.buf.lock().map(|b| b.clone()).unwrap_or_default();
+        let text = String::from_utf8_lossy(&buf);
+        let lines: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with("note: run with"))
+            .collect();
+        let start = lines.len().saturating_sub(2);
+        lines[start..].join(" ")
+    }
+}
+
+impl IsTerminal for Captured {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for Captured {
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+impl tokio::io::AsyncWrite for Captured {
+    fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, data: &[u8]) -> Poll<std::io::Result<usize>> {
+        if let Ok(mut buf) = self.buf.lock() {
+            let room = self.cap.saturating_sub(buf.len());
+            buf.extend_from_slice(&data[..data.len().min(room)]);
+        }
+        Poll::Ready(Ok(data.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// `mailroom:provider/log` and the type-only `types` interface.
+struct Log;
+
+impl HasData for Log {
+    type Data<'a> = &'a mut RunState;
+}
+
+impl types::Host for &mut RunState {}
+
+impl log::Host for &mut RunState {
+    async fn write(&mut self, level: types::Level, message: String) -> wasmtime::Result<()> {
+        let mut message = message;
+        if message.len() > MAX_LOG_LINE {
+            let mut end = MAX_LOG_LINE;
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            message.truncate(end);
+            message.push('…');
+        }
+        match level {
+            types::Level::Debug => tracing::debug!(target: "plugin", "{message}"),
+            types::Level::Info => tracing::info!(target: "plugin", "{message}"),
+            types::Level::Warn => tracing::warn!(target: "plugin", "{message}"),
+            types::Level::Error => tracing::error!(target: "plugin", "{message}"),
+        }
+        Ok(())
+    }
+}
+
+/// Link everything a plugin may import, and nothing else: WASI I/O, clocks,
+/// random, stdio (captured), an empty environment, exit; `wasi:http`
+/// (through [`HttpHooks`]); `mailroom:provider/{net,log,types}`.
+/// No `wasi:filesystem`, no `wasi:sockets`.
+pub(crate) fn link(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
+    use wasmtime_wasi::cli::{WasiCli, WasiCliView};
+    use wasmtime_wasi::p2::bindings::{cli, random};
+    use wasmtime_wasi::random::{WasiRandom, WasiRandomView};
+
+    wasmtime_wasi::p2::add_to_linker_proxy_interfaces_async(linker)?;
+    let l = &mut *linker;
+    random::insecure::add_to_linker::<RunState, WasiRandom>(l, <RunState as WasiRandomView>::random)?;
+    random::insecure_seed::add_to_linker::<RunState, WasiRandom>(l, <RunState as WasiRandomView>::random)?;
+    cli::exit::add_to_linker::<RunState, WasiCli>(l, RunState::cli)?;
+    cli::environment::add_to_linker::<RunState, WasiCli>(l, RunState::cli)?;
+    cli::terminal_input::add_to_linker::<RunState, WasiCli>(l, RunState::cli)?;
+    cli::terminal_output::add_to_linker::<RunState, WasiCli>(l, RunState::cli)?;
+    cli::terminal_stdin::add_to_linker::<RunState, WasiCli>(l, RunState::cli)?;
+    cli::terminal_stdout::add_to_linker::<RunState, WasiCli>(l, RunState::cli)?;
+    cli::terminal_stderr::add_to_linker::<RunState, WasiCli>(l, RunState::cli)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
+    mailroom_net::add_to_linker(linker)?;
+    types::add_to_linker::<RunState, Log>(linker, |t| t)?;
+    log::add_to_linker::<RunState, Log>(linker, |t| t)?;
+    Ok(())
+}
