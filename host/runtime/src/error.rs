@@ -17,9 +17,6 @@ pub enum LoadError {
     /// A component that implements no (or another) provider contract.
     #[error("{0}")]
     WrongContract(String),
-    /// A component that imports what plugins may not have.
-    #[error("imports {0}: plugins get no filesystem and no raw sockets (use mailroom:provider/net)")]
-    ForbiddenImports(String),
     /// The component is malformed or imports something the host does not provide.
     #[error("{0}")]
     Link(String),
@@ -77,7 +74,7 @@ pub enum CallError {
 impl CallError {
     /// Whether the instance is gone after this error.
     pub fn ends_run(&self) -> bool {
-        !matches!(self, CallError::Provider(_) | CallError::ResultTooLarge { .. })
+        !matches!(self, CallError::Provider(_))
     }
 }
 

@@ -62,9 +62,6 @@ impl Plugin {
     }
 }
 
-/// Interfaces a plugin may never import.
-const FORBIDDEN: [&str; 2] = ["wasi:filesystem/", "wasi:sockets/"];
-
 impl Runtime {
     /// Compile (or fetch from the cache), check and describe a plugin file.
     /// Blocking: compilation can take a while, so call it off the hot path.
@@ -120,7 +117,7 @@ impl Runtime {
     }
 
     /// The contract the component exports, and its imports; refuses other
-    /// contracts and forbidden imports with a one-line reason.
+    /// contracts with a one-line reason.
     fn inspect(&self, component: &Component) -> Result<(String, Vec<String>), LoadError> {
         let ty = component.component_type();
         let exports: Vec<String> = ty.exports(&self.engine).map(|(n, _)| n.to_string()).collect();
@@ -145,14 +142,6 @@ impl Runtime {
                 }));
             }
         };
-        let forbidden: Vec<&str> = imports
-            .iter()
-            .filter(|i| FORBIDDEN.iter().any(|f| i.starts_with(f)))
-            .map(String::as_str)
-            .collect();
-        if !forbidden.is_empty() {
-            return Err(LoadError::ForbiddenImports(forbidden.join(", ")));
-        }
         Ok((contract, imports))
     }
 

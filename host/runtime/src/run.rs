@@ -82,7 +82,9 @@ impl Run {
         grant: &OperatorGrant,
     ) -> Result<Run, CallError> {
         let d = &plugin.description;
-        let span = tracing::info_span!("plugin", plugin = %d.name, version = %d.version, account = %input.id);
+        // An error-level span is recorded whenever any event is, so every line
+        // logged during the run names the plugin, its version and the account.
+        let span = tracing::error_span!("plugin", plugin = %d.name, version = %d.version, account = %input.id);
         let policy = Arc::new(AccountPolicy::new(&plugin.templates, grant, &input.settings).map_err(bad_config)?);
         let credentials = d
             .endpoints
@@ -272,7 +274,10 @@ impl Run {
             return CallError::Crashed(format!("exited with status {}", exit.0));
         }
         let said = state.stderr.last_lines();
-        let trap = first_line(&e);
+        let trap = match e.downcast_ref::<Trap>() {
+            Some(trap) => trap.to_string(),
+            None => first_line(&e),
+        };
         CallError::Crashed(if said.is_empty() { trap } else { format!("{said} ({trap})") })
     }
 

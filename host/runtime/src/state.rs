@@ -179,26 +179,14 @@ impl log::Host for &mut RunState {
     }
 }
 
-/// Link everything a plugin may import, and nothing else: WASI I/O, clocks,
-/// random, stdio (captured), an empty environment, exit; `wasi:http`
-/// (through [`HttpHooks`]); `mailroom:provider/{net,log,types}`.
-/// No `wasi:filesystem`, no `wasi:sockets`.
+/// Link everything a plugin may import: the WASI 0.2 command imports, with a
+/// context that grants nothing (no preopened directory, no environment, no
+/// arguments, every socket and name lookup refused, stdio captured);
+/// `wasi:http` (through [`HttpHooks`]); and `mailroom:provider/{net,log,types}`.
+/// Toolchains import `wasi:filesystem` and `wasi:sockets` as a matter of
+/// course, so they are linked rather than refused, and deny every use.
 pub(crate) fn link(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
-    use wasmtime_wasi::cli::{WasiCli, WasiCliView};
-    use wasmtime_wasi::p2::bindings::{cli, random};
-    use wasmtime_wasi::random::{WasiRandom, WasiRandomView};
-
-    wasmtime_wasi::p2::add_to_linker_proxy_interfaces_async(linker)?;
-    let l = &mut *linker;
-    random::insecure::add_to_linker::<RunState, WasiRandom>(l, <RunState as WasiRandomView>::random)?;
-    random::insecure_seed::add_to_linker::<RunState, WasiRandom>(l, <RunState as WasiRandomView>::random)?;
-    cli::exit::add_to_linker::<RunState, WasiCli>(l, RunState::cli)?;
-    cli::environment::add_to_linker::<RunState, WasiCli>(l, RunState::cli)?;
-    cli::terminal_input::add_to_linker::<RunState, WasiCli>(l, RunState::cli)?;
-    cli::terminal_output::add_to_linker::<RunState, WasiCli>(l, RunState::cli)?;
-    cli::terminal_stdin::add_to_linker::<RunState, WasiCli>(l, RunState::cli)?;
-    cli::terminal_stdout::add_to_linker::<RunState, WasiCli>(l, RunState::cli)?;
-    cli::terminal_stderr::add_to_linker::<RunState, WasiCli>(l, RunState::cli)?;
+    wasmtime_wasi::p2::add_to_linker_async(linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
     mailroom_net::add_to_linker(linker)?;
     types::add_to_linker::<RunState, Log>(linker, |t| t)?;

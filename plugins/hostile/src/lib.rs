@@ -1,0 +1,278 @@
+//! `hostile`: a plugin that tries, one attack per account setting `attack`,
+//! to get out of its sandbox. The host's tests run each attack and assert
+//! that it is contained with a specific error while other plugins keep
+//! working. Each attack reports what it observed in an `other` error, so the
+//! tests can check what the plugin saw as well as what the host did.
+//!
+//! Never install it anywhere but a test.
+
+wit_bindgen::generate!({
+    // The plugin world, plus the raw WASI interfaces a plugin could reach for.
+    inline: r#"
+        package test:hostile;
+        world hostile {
+            include mailroom:provider/plugin@1.0.0;
+            import wasi:filesystem/preopens@0.2.12;
+            import wasi:sockets/tcp-create-socket@0.2.12;
+            import wasi:sockets/instance-network@0.2.12;
+            import wasi:sockets/ip-name-lookup@0.2.12;
+        }
+    "#,
+    path: "../../wit",
+    world: "test:hostile/hostile",
+    generate_all,
+});
+
+use exports::mailroom::provider::provider::{
+    Account, Credential, Endpoint, Field, Guest, GuestSession, Message, Outgoing, Page, PluginInfo,
+    ProviderError, Session, Window,
+};
+use mailroom::provider::net::{Connection, SecretEncoding, Security};
+
+struct Hostile;
+
+fn setting<'a>(account: &'a Account, name: &str) -> &'a str {
+    account
+        .settings
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("")
+}
+
+fn report(what: impl Into<String>) -> ProviderError {
+    ProviderError::Other(what.into())
+}
+
+fn target(account: &Account) -> (String, u16) {
+    (
+        setting(account, "target_host").to_string(),
+        setting(account, "target_port").parse().unwrap_or(0),
+    )
+}
+
+/// Read until a line ends or the peer closes.
+fn read_line(conn: &Connection) -> String {
+    let mut got = Vec::new();
+    while !got.ends_with(b"\n") {
+        match conn.read(4096) {
+            Ok(chunk) if chunk.is_empty() => break,
+            Ok(chunk) => got.extend(chunk),
+            Err(e) => return format!("{}read error {e:?}", String::from_utf8_lossy(&got)),
+        }
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+/// Ask the host to write a secret to an echo server, and read back the echo.
+fn echo_secret(conn: &Connection, secret: &str) -> String {
+    match conn.write_secret(b"ECHO ", secret, &SecretEncoding::Raw, b"\r\n") {
+        Ok(()) => read_line(conn),
+        Err(e) => format!("write-secret refused: {e:?}"),
+    }
+}
+
+fn http_get(authority: &str, path: &str) -> Result<String, String> {
+    use wasi::http::outgoing_handler;
+    use wasi::http::types::{Fields, OutgoingRequest, Scheme};
+    let request = OutgoingRequest::new(Fields::new());
+    let scheme = if authority.starts_with("http:") { Scheme::Http } else { Scheme::Https };
+    let authority = authority.trim_start_matches("http:");
+    request.set_scheme(Some(&scheme)).map_err(|()| "scheme")?;
+    request.set_authority(Some(authority)).map_err(|()| "authority")?;
+    request.set_path_with_query(Some(path)).map_err(|()| "path")?;
+    let future = outgoing_handler::handle(request, None).map_err(|e| format!("{e:?}"))?;
+    future.subscribe().block();
+    let response = future
+        .get()
+        .ok_or("no response")?
+        .map_err(|()| "response taken")?
+        .map_err(|e| format!("{e:?}"))?;
+    let body = response.consume().map_err(|()| "body")?;
+    let stream = body.stream().map_err(|()| "stream")?;
+    let mut out = Vec::new();
+    loop {
+        match stream.blocking_read(65536) {
+            Ok(chunk) => out.extend(chunk),
+            Err(_) => break,
+        }
+    }
+    let headers: Vec<String> = response
+        .headers()
+        .entries()
+        .iter()
+        .map(|(k, v)| format!("{k}: {}", String::from_utf8_lossy(v)))
+        .collect();
+    Ok(format!("{}\n{}", headers.join("\n"), String::from_utf8_lossy(&out)))
+}
+
+fn attack(account: &Account) -> Result<(), ProviderError> {
+    let (host, port) = target(account);
+    match setting(account, "attack") {
+        "loop" => {
+            let mut n: u64 = 0;
+            loop {
+                n = std::hint::black_box(n.wrapping_add(1));
+            }
+        }
+        "memory" => {
+            let mut hoard: Vec<Vec<u8>> = Vec::new();
+            loop {
+                hoard.push(vec![7u8; 1 << 20]);
+                std::hint::black_box(&hoard);
+            }
+        }
+        "panic" => panic!("hostile panic: boom"),
+        "undeclared" => match Connection::open("undeclared.example.com", 993, Security::Tls) {
+            Ok(_) => Err(report("connected to an undeclared host")),
+            Err(e) => Err(report(format!("open: {e:?}"))),
+        },
+        "http-undeclared" => match http_get("undeclared.example.com", "/") {
+            Ok(_) => Err(report("fetched from an undeclared host")),
+            Err(e) => Err(report(format!("http: {e}"))),
+        },
+        "private" => match Connection::open(&host, port, Security::Tls) {
+            Ok(_) => Err(report("connected to a private address")),
+            Err(e) => Err(report(format!("open: {e:?}"))),
+        },
+        "filesystem" => {
+            let preopens = wasi::filesystem::preopens::get_directories().len();
+            let read = std::fs::read_to_string("/etc/passwd").map(|s| s.len());
+            Err(report(format!("preopens: {preopens}; read /etc/passwd: {read:?}")))
+        }
+        "sockets" => {
+            use wasi::sockets::{instance_network, ip_name_lookup, network, tcp_create_socket};
+            let tcp = tcp_create_socket::create_tcp_socket(network::IpAddressFamily::Ipv4).map(|_| ());
+            let dns = ip_name_lookup::resolve_addresses(&instance_network::instance_network(), "localhost")
+                .map(|_| ());
+            Err(report(format!("tcp: {tcp:?}; dns: {dns:?}")))
+        }
+        "environment" => {
+            let vars: Vec<String> = std::env::vars().map(|(k, _)| k).collect();
+            let args: Vec<String> = std::env::args().collect();
+            Err(report(format!("env: {} vars {vars:?}; args: {args:?}", vars.len())))
+        }
+        "settings" => Err(report(format!("settings: {:?}; secrets: {:?}", account.settings, account.secrets))),
+        "secret-plain" => {
+            let conn = Connection::open(&host, port, Security::Plain).map_err(|e| report(format!("open: {e:?}")))?;
+            Err(report(format!("echo: {}", echo_secret(&conn, "password"))))
+        }
+        "secret-starttls" => {
+            let conn = Connection::open(&host, port, Security::Plain).map_err(|e| report(format!("open: {e:?}")))?;
+            conn.write(b"STARTTLS\r\n").map_err(|e| report(format!("write: {e:?}")))?;
+            let ok = read_line(&conn);
+            conn.start_tls().map_err(|e| report(format!("starttls after {ok:?}: {e:?}")))?;
+            Err(report(format!("echo: {}", echo_secret(&conn, "password"))))
+        }
+        "secret-unknown" => {
+            let conn = Connection::open(&host, port, Security::Tls).map_err(|e| report(format!("open: {e:?}")))?;
+            Err(report(format!("echo: {}", echo_secret(&conn, "no_such_secret"))))
+        }
+        "secret-http" => match http_get(&format!("{host}:{port}"), "/echo") {
+            Ok(text) => Err(report(format!("http echo: {text}"))),
+            Err(e) => Err(report(format!("http: {e}"))),
+        },
+        "connections" => {
+            let mut held = Vec::new();
+            loop {
+                match Connection::open(&host, port, Security::Tls) {
+                    Ok(c) => held.push(c),
+                    Err(e) => return Err(report(format!("opened {}; then {e:?}", held.len()))),
+                }
+                if held.len() > 100 {
+                    return Err(report("opened more than 100 connections"));
+                }
+            }
+        }
+        other => Err(ProviderError::BadConfig(mailroom::provider::types::ConfigError {
+            field: "attack".into(),
+            why: format!("unknown attack `{other}`"),
+        })),
+    }
+}
+
+struct HostileSession {
+    size: usize,
+}
+
+impl GuestSession for HostileSession {
+    fn sync(&self, _cursor: Option<String>, _window: Window) -> Result<Page, ProviderError> {
+        Ok(Page {
+            messages: vec![Message {
+                id: "huge".into(),
+                thread_id: None,
+                folder: "INBOX".into(),
+                flags: vec![],
+                received_at: 0,
+                raw: vec![b'x'; self.size],
+            }],
+            deletions: vec![],
+            failed: vec![],
+            cursor: "end".into(),
+            more: false,
+            progress: None,
+        })
+    }
+}
+
+fn field(name: &str, secret: bool) -> Field {
+    Field {
+        name: name.into(),
+        label: name.into(),
+        help: String::new(),
+        secret,
+        required: false,
+        default_value: None,
+    }
+}
+
+fn endpoint(template: &str, credential: Option<Credential>) -> Endpoint {
+    Endpoint {
+        template: template.into(),
+        purpose: "the test's echo server".into(),
+        credential,
+    }
+}
+
+impl Guest for Hostile {
+    type Session = HostileSession;
+
+    fn info() -> PluginInfo {
+        PluginInfo {
+            name: "hostile".into(),
+            version: "6.6.6".into(),
+            description: "Tries to escape its sandbox (tests only)".into(),
+            fields: vec![
+                field("attack", false),
+                field("target_host", false),
+                field("target_port", false),
+                field("size", false),
+                field("password", true),
+                field("token", true),
+            ],
+            endpoints: vec![
+                endpoint("tls://{target_host}:{target_port}", None),
+                endpoint("tcp://{target_host}:{target_port}", None),
+                endpoint(
+                    "https://{target_host}:{target_port}",
+                    Some(Credential::Bearer("token".into())),
+                ),
+            ],
+        }
+    }
+
+    fn verify(account: Account) -> Result<(), ProviderError> {
+        attack(&account)
+    }
+
+    fn open(account: Account) -> Result<Session, ProviderError> {
+        let size = setting(&account, "size").parse().unwrap_or(1024);
+        Ok(Session::new(HostileSession { size }))
+    }
+
+    fn send(_account: Account, _message: Outgoing) -> Result<Option<String>, ProviderError> {
+        Err(report("hostile plugins do not send"))
+    }
+}
+
+export!(Hostile);

@@ -1,0 +1,192 @@
+//! Shared fixtures for Mailroom's tests: where the built plugins are, a
+//! throw-away certificate authority, and small loopback peers that echo what
+//! they receive (to prove that a secret reached the server but never came
+//! back to the plugin). Peers bind 127.0.0.1 on a free port and stop when
+//! dropped.
+//!
+//! Test code only: never a dependency of the host.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+
+/// The path of a plugin component built by `scripts/build-plugins`.
+pub fn plugin(name: &str) -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../build/plugins")
+        .join(format!("{name}.wasm"));
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/build-plugins (make test does)",
+        path.display()
+    );
+    path
+}
+
+/// The bytes of a built plugin.
+pub fn plugin_bytes(name: &str) -> Vec<u8> {
+    std::fs::read(plugin(name)).expect("reading a built plugin")
+}
+
+/// A certificate authority made for one test, with a server certificate for
+/// `localhost` and `127.0.0.1`, and the CA written to a PEM file.
+pub struct TestCa {
+    dir: tempfile::TempDir,
+    acceptor: TlsAcceptor,
+}
+
+impl TestCa {
+    /// Make a CA and a server certificate signed by it.
+    pub fn new() -> Self {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let ca_key = KeyPair::generate().expect("CA key");
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = CertifiedIssuer::self_signed(ca_params, ca_key).expect("CA certificate");
+        let server_key = KeyPair::generate().expect("server key");
+        let server_params = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .expect("server params");
+        let server = server_params.signed_by(&server_key, &ca).expect("server certificate");
+
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("ca.pem"), ca.pem()).expect("writing ca.pem");
+        let config = rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![CertificateDer::from(server.der().to_vec())],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server_key.serialize_der())),
+            )
+            .expect("server TLS config");
+        TestCa {
+            dir,
+            acceptor: TlsAcceptor::from(Arc::new(config)),
+        }
+    }
+
+    /// The CA certificate as a PEM file, for the host's extra-CA setting.
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+}
+
+impl Default for TestCa {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// How an echo peer starts its connections.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// TLS from the first byte.
+    Tls,
+    /// Plain; `STARTTLS` upgrades.
+    Plain,
+    /// HTTPS: answers one request with the request's head as the body.
+    Https,
+}
+
+/// A loopback peer that echoes each line (`ECHO …`) back and records it.
+pub struct EchoServer {
+    /// The port it listens on.
+    pub port: u16,
+    received: Arc<Mutex<Vec<String>>>,
+    task: JoinHandle<()>,
+}
+
+impl EchoServer {
+    /// Start one on 127.0.0.1.
+    pub async fn start(ca: &TestCa, mode: Mode) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let log = received.clone();
+        let acceptor = ca.acceptor.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (acceptor, log) = (acceptor.clone(), log.clone());
+                tokio::spawn(async move {
+                    let _ = serve(tcp, acceptor, mode, log).await;
+                });
+            }
+        });
+        EchoServer { port, received, task }
+    }
+
+    /// Every line or request head the peer received, as sent on the wire.
+    pub fn received(&self) -> Vec<String> {
+        self.received.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+}
+
+impl Drop for EchoServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn serve(tcp: TcpStream, acceptor: TlsAcceptor, mode: Mode, log: Arc<Mutex<Vec<String>>>) -> std::io::Result<()> {
+    match mode {
+        Mode::Tls => echo_lines(acceptor.accept(tcp).await?, &log).await.map(|_| ()),
+        Mode::Https => http_echo(acceptor.accept(tcp).await?, &log).await,
+        Mode::Plain => {
+            if let Some(tcp) = echo_lines(tcp, &log).await? {
+                echo_lines(acceptor.accept(tcp).await?, &log).await?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Echo lines until EOF; on `STARTTLS`, answer `OK` and hand the stream back.
+async fn echo_lines<S: AsyncRead + AsyncWrite + Unpin>(stream: S, log: &Mutex<Vec<String>>) -> std::io::Result<Option<S>> {
+    let mut reader = BufReader::new(stream);
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).await? == 0 {
+            return Ok(None);
+        }
+        if let Ok(mut l) = log.lock() {
+            l.push(line.trim_end().to_string());
+        }
+        if line.trim_end() == "STARTTLS" {
+            reader.get_mut().write_all(b"OK\r\n").await?;
+            return Ok(Some(reader.into_inner()));
+        }
+        reader.get_mut().write_all(line.as_bytes()).await?;
+    }
+}
+
+/// Answer one HTTP request: the request head as the body, and the
+/// `Authorization` header reflected in `x-echo-authorization`.
+async fn http_echo<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, log: &Mutex<Vec<String>>) -> std::io::Result<()> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && head.len() < 65536 {
+        if stream.read(&mut byte).await? == 0 {
+            break;
+        }
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    if let Ok(mut l) = log.lock() {
+        l.push(head.clone());
+    }
+    let auth = head
+        .lines()
+        .find_map(|l| l.strip_prefix("authorization: ").or_else(|| l.strip_prefix("Authorization: ")))
+        .unwrap_or("")
+        .to_string();
+    let response = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nx-echo-authorization: {auth}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{head}",
+        head.len()
+    );
+    stream.write_all(response.as_bytes()).await?;
+    stream.shutdown().await
+}
