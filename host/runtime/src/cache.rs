@@ -8,6 +8,7 @@
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 
+
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
@@ -47,11 +48,14 @@ impl Cache {
     /// The compiled component for `bytes`, from the cache or compiled now (and cached).
     pub(crate) fn load(&self, engine: &Engine, bytes: &[u8], digest: &str) -> Result<Component, LoadError> {
         let path = self.path(digest);
-        if path.exists() {
+        // Read into memory rather than map the file: a cache file changed in
+        // place under a mapping would bring the host down (SIGBUS).
+        if let Ok(cached) = std::fs::read(&path) {
             // SAFETY: the file was written by `store` below from wasmtime's own
             // precompilation for this engine configuration (the key is in the
-            // name), in a directory only the host writes.
-            match unsafe { Component::deserialize_file(engine, &path) } {
+            // name), in a directory only the host writes; wasmtime also checks
+            // that it was compiled by a compatible engine.
+            match unsafe { Component::deserialize(engine, &cached) } {
                 Ok(component) => return Ok(component),
                 Err(e) => tracing::warn!(path = %path.display(), "recompiling: cached component unusable: {e}"),
             }

@@ -1,0 +1,107 @@
+//! The `mailroom` command as an operator uses it.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use mailroom_test_support::plugin;
+
+fn mailroom(home: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mailroom"))
+        .args(args)
+        .env("MAILROOM_HOME", home)
+        .env_remove("MAILROOM_LOG")
+        .output()
+        .expect("mailroom runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn check_describes_a_plugin() {
+    let home = tempfile::tempdir().unwrap();
+    let path = plugin("scripted");
+    let out = mailroom(home.path(), &["plugin", "check", path.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    for line in [
+        "name:        scripted",
+        "version:     1.0.0",
+        "contract:    mailroom:provider@1.0.0",
+        "digest:      sha256:",
+        "  password       Password                 secret",
+        "  (none: this plugin gets no network)",
+        "  mailroom:provider/log@1.0.0",
+    ] {
+        assert!(stdout.contains(line), "missing {line:?} in:\n{stdout}");
+    }
+
+    let hostile = plugin("hostile");
+    let out = mailroom(home.path(), &["plugin", "check", "--json", hostile.to_str().unwrap()]);
+    assert!(out.status.success());
+    let json = text(&out.stdout);
+    assert!(json.contains(r#""template": "https://{target_host}:{target_port}""#), "{json}");
+    assert!(json.contains(r#""credential": "Credential::Bearer(\"token\")""#), "{json}");
+}
+
+/// Exit status 2 and exactly one line on stderr, containing `reason`.
+fn assert_refused(out: &Output, reason: &str) {
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains(reason), "expected {reason:?} in {stderr:?}");
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn check_refuses_what_is_not_a_provider_plugin_in_one_line() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let text_file = dir.path().join("notes.txt");
+    std::fs::write(&text_file, "hello").unwrap();
+    let core = dir.path().join("core.wasm");
+    std::fs::write(&core, b"\0asm\x01\0\0\0").unwrap();
+    let future = plugin("other-contract");
+    for (file, reason) in [
+        (text_file.as_path(), "not a WebAssembly file"),
+        (core.as_path(), "a core WebAssembly module, not a component"),
+        (future.as_path(), "implements mailroom:provider@2.0.0, but this host speaks mailroom:provider@1.0.0"),
+        (Path::new("/nonexistent.wasm"), "No such file"),
+    ] {
+        assert_refused(&mailroom(home.path(), &["plugin", "check", file.to_str().unwrap()]), reason);
+    }
+}
+
+#[test]
+fn install_list_and_run() {
+    let home = tempfile::tempdir().unwrap();
+    let out = mailroom(home.path(), &["plugin", "list"]);
+    assert!(text(&out.stdout).starts_with("no plugins installed"));
+
+    for name in ["scripted", "hostile"] {
+        let path = plugin(name);
+        let out = mailroom(home.path(), &["plugin", "install", path.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(text(&out.stdout).starts_with(&format!("installed {name} ")));
+    }
+    let list = text(&mailroom(home.path(), &["plugin", "list"]).stdout);
+    let lines: Vec<&str> = list.lines().collect();
+    assert_eq!(lines.len(), 2, "{list}");
+    assert!(lines[0].starts_with("hostile") && lines[0].contains("6.6.6"), "{list}");
+    assert!(lines[1].starts_with("scripted") && lines[1].contains("mailroom:provider@1.0.0") && lines[1].contains("sha256:"), "{list}");
+
+    let out = mailroom(
+        home.path(),
+        &["plugin", "run", "scripted", "--set", "messages=120", "--set", "page_size=50", "--set", "span_days=100"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("page 1: 50 messages, 0 failed, progress 50 of ~120"), "{stdout}");
+    let last = stdout.lines().last().unwrap_or_default();
+    assert!(last.starts_with("synced 120 messages (") && last.ends_with(" bytes) in 3 pages; 0 failed"), "{stdout}");
+
+    let out = mailroom(home.path(), &["plugin", "run", "scripted", "--set", "page_size=zero"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(text(&out.stderr).trim(), "mailroom: page_size: `zero` is not a whole number");
+}
