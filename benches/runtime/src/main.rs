@@ -1,1 +1,101 @@
-fn main() {}
+//! `benches/runtime`: what a plugin call costs.
+//!
+//! Measures, for the scripted plugin's `verify` (a trivial provider call):
+//! a fresh instance from the pooling allocator plus its first call (what
+//! every sync run pays), a call on a live instance, loading the plugin from
+//! the compiled-component cache, and — as the reference — the very same
+//! plugin code compiled natively into this benchmark and called directly.
+//! Each figure is the median of several timed batches.
+
+use std::collections::BTreeMap;
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use mailroom_runtime::{AccountInput, OperatorGrant, Runtime, RuntimeConfig, Secrets};
+use scripted::exports::mailroom::provider::provider::{Account, Guest};
+
+/// The scripted plugin's own source, compiled for the host: the reference.
+#[allow(dead_code)]
+#[path = "../../../plugins/scripted/src/lib.rs"]
+mod scripted;
+
+const BATCHES: usize = 15;
+
+/// Median over batches of the time per iteration of `$body`, in microseconds.
+macro_rules! measure {
+    ($iterations:expr, $body:block) => {{
+        let iterations: usize = $iterations;
+        for _ in 0..iterations.min(100) $body
+        let mut per_iteration: Vec<f64> = Vec::with_capacity(BATCHES);
+        for _ in 0..BATCHES {
+            let start = Instant::now();
+            for _ in 0..iterations $body
+            per_iteration.push(start.elapsed().as_secs_f64() * 1e6 / iterations as f64);
+        }
+        per_iteration.sort_by(f64::total_cmp);
+        per_iteration[BATCHES / 2]
+    }};
+}
+
+fn settings() -> Vec<(String, String)> {
+    vec![("messages".into(), "100".into()), ("page_size".into(), "10".into())]
+}
+
+#[tokio::main]
+async fn main() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../build/plugins/scripted.wasm");
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e} (run scripts/build-plugins)", path.display()));
+    let cache = tempfile::tempdir().expect("temp dir");
+    let config = RuntimeConfig {
+        cache_dir: Some(cache.path().to_path_buf()),
+        ..RuntimeConfig::default()
+    };
+    let runtime = Runtime::new(config.clone()).expect("runtime");
+    let plugin = runtime.load(&bytes).await.expect("scripted loads");
+    let account = AccountInput {
+        id: "bench".into(),
+        address: "me@example.com".into(),
+        settings: settings().into_iter().collect::<BTreeMap<_, _>>(),
+        secrets: Secrets::new(),
+    };
+    let grant = OperatorGrant::all_declared();
+
+    let instantiate = measure!(2_000, {
+        let mut run = runtime.start(&plugin, &account, &grant).await.expect("start");
+        run.verify().await.expect("verify");
+    });
+
+    let mut live = runtime.start(&plugin, &account, &grant).await.expect("start");
+    let live_call = measure!(20_000, {
+        live.verify().await.expect("verify");
+    });
+    drop(live);
+
+    let second = Runtime::new(config).expect("runtime");
+    let cached_load = measure!(20, {
+        black_box(second.load(&bytes).await.expect("cached load"));
+    });
+
+    let native_account = Account {
+        id: "bench".into(),
+        address: "me@example.com".into(),
+        settings: settings(),
+        secrets: vec![],
+    };
+    let native = measure!(200_000, {
+        black_box(scripted::Scripted::verify(black_box(native_account.clone()))).expect("native verify");
+    });
+
+    println!("runtime benchmark: scripted plugin, verify() — median of {BATCHES} batches");
+    println!("  {:<44} {:>10.2} µs", "instantiate + first call (pooling)", instantiate);
+    println!("  {:<44} {:>10.2} µs", "call on a live instance", live_call);
+    println!("  {:<44} {:>10.2} µs", "load a cached compiled component", cached_load);
+    println!("  {:<44} {:>10.2} µs", "the same call, native (reference)", native);
+    println!("  {:<44} {:>10.1} x", "live call / native", live_call / native);
+    println!("  {:<44} {:>10.1} x", "instantiate + call / native", instantiate / native);
+    println!("instantiate-first-call: {instantiate:.2} us");
+    println!("live-call: {live_call:.2} us");
+    println!("cached-load: {cached_load:.1} us");
+    println!("native-call: {native:.3} us");
+}

@@ -9,12 +9,13 @@ use mailroom_runtime::{Registry, Runtime, RuntimeConfig};
 /// Paths under `MAILROOM_HOME`.
 pub struct Home {
     root: PathBuf,
+    cache: Option<PathBuf>,
     extra_ca: Option<PathBuf>,
 }
 
 impl Home {
-    pub fn new(root: PathBuf, extra_ca: Option<PathBuf>) -> Self {
-        Home { root, extra_ca }
+    pub fn new(root: PathBuf, cache: Option<PathBuf>, extra_ca: Option<PathBuf>) -> Self {
+        Home { root, cache, extra_ca }
     }
 
     /// Where installed plugin files live, one `NAME.wasm` each.
@@ -25,7 +26,7 @@ impl Home {
     /// A runtime with the compiled-component cache under this home.
     pub fn runtime(&self) -> anyhow::Result<Arc<Runtime>> {
         Ok(Runtime::new(RuntimeConfig {
-            cache_dir: Some(self.root.join("cache")),
+            cache_dir: Some(self.cache.clone().unwrap_or_else(|| self.root.join("cache"))),
             extra_ca: self.extra_ca.clone(),
             ..RuntimeConfig::default()
         })?)

@@ -20,6 +20,9 @@ struct Cli {
     /// Where Mailroom keeps its installed plugins and compiled-component cache.
     #[arg(long, env = "MAILROOM_HOME", default_value = ".mailroom", global = true)]
     home: PathBuf,
+    /// Where compiled components are cached (default: the `cache` folder in the home).
+    #[arg(long, env = "MAILROOM_CACHE", global = true)]
+    cache: Option<PathBuf>,
     /// A PEM file of extra CA certificates that plugin TLS connections trust.
     #[arg(long, env = "MAILROOM_EXTRA_CA", global = true)]
     extra_ca: Option<PathBuf>,
@@ -58,7 +61,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let home = home::Home::new(cli.home, cli.extra_ca);
+    let home = home::Home::new(cli.home, cli.cache, cli.extra_ca);
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Plugin { command } => plugin_cmd::run(&home, command).await,

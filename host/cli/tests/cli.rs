@@ -3,12 +3,14 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use mailroom_test_support::plugin;
+use mailroom_test_support::{debian_plugin, plugin};
 
 fn mailroom(home: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_mailroom"))
         .args(args)
         .env("MAILROOM_HOME", home)
+        // One compiled-component cache for all tests: each plugin compiles once.
+        .env("MAILROOM_CACHE", Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-cache"))
         .env_remove("MAILROOM_LOG")
         .output()
         .expect("mailroom runs")
@@ -104,4 +106,40 @@ fn install_list_and_run() {
     let out = mailroom(home.path(), &["plugin", "run", "scripted", "--set", "page_size=zero"]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(text(&out.stderr).trim(), "mailroom: page_size: `zero` is not a whole number");
+}
+
+/// What `plugin check` says of a plugin, without the parts a toolchain decides
+/// (the digest, and the WASI interfaces its standard library imports).
+fn described(home: &Path, file: &Path) -> String {
+    let out = mailroom(home, &["plugin", "check", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}: {}", file.display(), text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let upto = stdout.find("imports:").unwrap_or(stdout.len());
+    stdout[..upto]
+        .lines()
+        .filter(|l| !l.starts_with("digest:"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn plugins_built_with_either_toolchain_behave_alike() {
+    let home = tempfile::tempdir().unwrap();
+    for name in ["scripted", "scripted-next", "hostile"] {
+        assert_eq!(described(home.path(), &plugin(name)), described(home.path(), &debian_plugin(name)), "{name}");
+    }
+    let scripted = debian_plugin("scripted");
+    let out = mailroom(home.path(), &["plugin", "run", scripted.to_str().unwrap(), "--set", "messages=30", "--set", "span_days=100"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("synced 30 messages"));
+    let hostile = debian_plugin("hostile");
+    for (attack, expected) in [
+        ("panic", "hostile panic: boom"),
+        ("environment", "env: 0 vars []"),
+        ("filesystem", "preopens: 0; read /etc/passwd: Err("),
+    ] {
+        let out = mailroom(home.path(), &["plugin", "run", hostile.to_str().unwrap(), "--set", &format!("attack={attack}")]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(text(&out.stderr).contains(expected), "{attack}: {}", text(&out.stderr));
+    }
 }

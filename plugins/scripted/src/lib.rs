@@ -30,7 +30,8 @@ use mailroom::provider::types::ConfigError;
 
 const DAY: i64 = 86_400;
 
-struct Scripted;
+/// The plugin. Public so that the runtime benchmark can make the same call natively.
+pub struct Scripted;
 
 /// The mailbox a session serves, read from the account settings.
 struct Script {
@@ -240,7 +241,8 @@ impl Cursor {
     }
 }
 
-struct ScriptedSession {
+/// One sync session over the scripted mailbox.
+pub struct ScriptedSession {
     script: Script,
 }
 

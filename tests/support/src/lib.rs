@@ -18,12 +18,22 @@ use tokio_rustls::TlsAcceptor;
 
 /// The path of a plugin component built by `scripts/build-plugins`.
 pub fn plugin(name: &str) -> PathBuf {
+    built("plugins", name)
+}
+
+/// The path of a plugin component built with Debian's toolchain (`make plugins-debian`).
+pub fn debian_plugin(name: &str) -> PathBuf {
+    built("plugins-debian", name)
+}
+
+fn built(dir: &str, name: &str) -> PathBuf {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../build/plugins")
+        .join("../../build")
+        .join(dir)
         .join(format!("{name}.wasm"));
     assert!(
         path.exists(),
-        "{} is missing: run scripts/build-plugins (make test does)",
+        "{} is missing: run `make {dir}` (make test does)",
         path.display()
     );
     path
