@@ -39,13 +39,17 @@ macro_rules! measure {
 }
 
 fn settings() -> Vec<(String, String)> {
-    vec![("messages".into(), "100".into()), ("page_size".into(), "10".into())]
+    vec![
+        ("messages".into(), "100".into()),
+        ("page_size".into(), "10".into()),
+    ]
 }
 
 #[tokio::main]
 async fn main() {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../build/plugins/scripted.wasm");
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e} (run scripts/build-plugins)", path.display()));
+    let bytes = std::fs::read(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (run scripts/build-plugins)", path.display()));
     let cache = tempfile::tempdir().expect("temp dir");
     let config = RuntimeConfig {
         cache_dir: Some(cache.path().to_path_buf()),
@@ -62,11 +66,17 @@ async fn main() {
     let grant = OperatorGrant::all_declared();
 
     let instantiate = measure!(2_000, {
-        let mut run = runtime.start(&plugin, &account, &grant).await.expect("start");
+        let mut run = runtime
+            .start(&plugin, &account, &grant)
+            .await
+            .expect("start");
         run.verify().await.expect("verify");
     });
 
-    let mut live = runtime.start(&plugin, &account, &grant).await.expect("start");
+    let mut live = runtime
+        .start(&plugin, &account, &grant)
+        .await
+        .expect("start");
     let live_call = measure!(20_000, {
         live.verify().await.expect("verify");
     });
@@ -84,16 +94,36 @@ async fn main() {
         secrets: vec![],
     };
     let native = measure!(200_000, {
-        black_box(scripted::Scripted::verify(black_box(native_account.clone()))).expect("native verify");
+        black_box(scripted::Scripted::verify(black_box(
+            native_account.clone(),
+        )))
+        .expect("native verify");
     });
 
     println!("runtime benchmark: scripted plugin, verify() — median of {BATCHES} batches");
-    println!("  {:<44} {:>10.2} µs", "instantiate + first call (pooling)", instantiate);
+    println!(
+        "  {:<44} {:>10.2} µs",
+        "instantiate + first call (pooling)", instantiate
+    );
     println!("  {:<44} {:>10.2} µs", "call on a live instance", live_call);
-    println!("  {:<44} {:>10.2} µs", "load a cached compiled component", cached_load);
-    println!("  {:<44} {:>10.2} µs", "the same call, native (reference)", native);
-    println!("  {:<44} {:>10.1} x", "live call / native", live_call / native);
-    println!("  {:<44} {:>10.1} x", "instantiate + call / native", instantiate / native);
+    println!(
+        "  {:<44} {:>10.2} µs",
+        "load a cached compiled component", cached_load
+    );
+    println!(
+        "  {:<44} {:>10.2} µs",
+        "the same call, native (reference)", native
+    );
+    println!(
+        "  {:<44} {:>10.1} x",
+        "live call / native",
+        live_call / native
+    );
+    println!(
+        "  {:<44} {:>10.1} x",
+        "instantiate + call / native",
+        instantiate / native
+    );
     println!("instantiate-first-call: {instantiate:.2} us");
     println!("live-call: {live_call:.2} us");
     println!("cached-load: {cached_load:.1} us");

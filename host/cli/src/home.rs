@@ -15,7 +15,11 @@ pub struct Home {
 
 impl Home {
     pub fn new(root: PathBuf, cache: Option<PathBuf>, extra_ca: Option<PathBuf>) -> Self {
-        Home { root, cache, extra_ca }
+        Home {
+            root,
+            cache,
+            extra_ca,
+        }
     }
 
     /// Where installed plugin files live, one `NAME.wasm` each.
@@ -26,7 +30,11 @@ impl Home {
     /// A runtime with the compiled-component cache under this home.
     pub fn runtime(&self) -> anyhow::Result<Arc<Runtime>> {
         Ok(Runtime::new(RuntimeConfig {
-            cache_dir: Some(self.cache.clone().unwrap_or_else(|| self.root.join("cache"))),
+            cache_dir: Some(
+                self.cache
+                    .clone()
+                    .unwrap_or_else(|| self.root.join("cache")),
+            ),
             extra_ca: self.extra_ca.clone(),
             ..RuntimeConfig::default()
         })?)
@@ -46,7 +54,8 @@ impl Home {
             .collect();
         files.sort();
         for path in files {
-            let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+            let bytes =
+                std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
             if let Err(e) = registry.install(bytes).await {
                 eprintln!("mailroom: skipping {}: {e}", path.display());
             }

@@ -18,7 +18,12 @@ use clap::{Parser, Subcommand};
 #[command(name = "mailroom", version)]
 struct Cli {
     /// Where Mailroom keeps its installed plugins and compiled-component cache.
-    #[arg(long, env = "MAILROOM_HOME", default_value = ".mailroom", global = true)]
+    #[arg(
+        long,
+        env = "MAILROOM_HOME",
+        default_value = ".mailroom",
+        global = true
+    )]
     home: PathBuf,
     /// Where compiled components are cached (default: the `cache` folder in the home).
     #[arg(long, env = "MAILROOM_CACHE", global = true)]
@@ -65,7 +70,9 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Plugin { command } => plugin_cmd::run(&home, command).await,
-            Command::Serve { listen } => serve::run(&home, &listen).await.map(|()| ExitCode::SUCCESS),
+            Command::Serve { listen } => {
+                serve::run(&home, &listen).await.map(|()| ExitCode::SUCCESS)
+            }
         }
     });
     match result {

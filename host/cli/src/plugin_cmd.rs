@@ -7,7 +7,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
-use mailroom_runtime::{AccountInput, OperatorGrant, Plugin, PluginDescription, Secret, Secrets, Window};
+use mailroom_runtime::{
+    AccountInput, OperatorGrant, Plugin, PluginDescription, Secret, Secrets, Window,
+};
 
 use crate::home::Home;
 
@@ -173,7 +175,9 @@ async fn try_sync(
     let mut run = runtime.start(&plugin, account, grant).await?;
     run.verify().await?;
     run.open().await?;
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64)?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)?;
     let window = Window {
         since: now - days * 86_400,
         skip: vec![],
@@ -269,7 +273,9 @@ fn pairs(items: &[String], flag: &str) -> anyhow::Result<BTreeMap<String, String
 fn secrets_from_env(items: &[String]) -> anyhow::Result<Secrets> {
     let mut secrets = Secrets::new();
     for (name, var) in pairs(items, "--secret-env")? {
-        let value = std::env::var(&var).with_context(|| format!("--secret-env {name}: environment variable {var} is not set"))?;
+        let value = std::env::var(&var).with_context(|| {
+            format!("--secret-env {name}: environment variable {var} is not set")
+        })?;
         secrets.insert(name, Secret::new(value));
     }
     Ok(secrets)

@@ -10,7 +10,10 @@ fn mailroom(home: &Path, args: &[&str]) -> Output {
         .args(args)
         .env("MAILROOM_HOME", home)
         // One compiled-component cache for all tests: each plugin compiles once.
-        .env("MAILROOM_CACHE", Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-cache"))
+        .env(
+            "MAILROOM_CACHE",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-cache"),
+        )
         .env_remove("MAILROOM_LOG")
         .output()
         .expect("mailroom runs")
@@ -40,11 +43,20 @@ fn check_describes_a_plugin() {
     }
 
     let hostile = plugin("hostile");
-    let out = mailroom(home.path(), &["plugin", "check", "--json", hostile.to_str().unwrap()]);
+    let out = mailroom(
+        home.path(),
+        &["plugin", "check", "--json", hostile.to_str().unwrap()],
+    );
     assert!(out.status.success());
     let json = text(&out.stdout);
-    assert!(json.contains(r#""template": "https://{target_host}:{target_port}""#), "{json}");
-    assert!(json.contains(r#""credential": "Credential::Bearer(\"token\")""#), "{json}");
+    assert!(
+        json.contains(r#""template": "https://{target_host}:{target_port}""#),
+        "{json}"
+    );
+    assert!(
+        json.contains(r#""credential": "Credential::Bearer(\"token\")""#),
+        "{json}"
+    );
 }
 
 /// Exit status 2 and exactly one line on stderr, containing `reason`.
@@ -68,10 +80,16 @@ fn check_refuses_what_is_not_a_provider_plugin_in_one_line() {
     for (file, reason) in [
         (text_file.as_path(), "not a WebAssembly file"),
         (core.as_path(), "a core WebAssembly module, not a component"),
-        (future.as_path(), "implements mailroom:provider@2.0.0, but this host speaks mailroom:provider@1.0.0"),
+        (
+            future.as_path(),
+            "implements mailroom:provider@2.0.0, but this host speaks mailroom:provider@1.0.0",
+        ),
         (Path::new("/nonexistent.wasm"), "No such file"),
     ] {
-        assert_refused(&mailroom(home.path(), &["plugin", "check", file.to_str().unwrap()]), reason);
+        assert_refused(
+            &mailroom(home.path(), &["plugin", "check", file.to_str().unwrap()]),
+            reason,
+        );
     }
 }
 
@@ -90,29 +108,64 @@ fn install_list_and_run() {
     let list = text(&mailroom(home.path(), &["plugin", "list"]).stdout);
     let lines: Vec<&str> = list.lines().collect();
     assert_eq!(lines.len(), 2, "{list}");
-    assert!(lines[0].starts_with("hostile") && lines[0].contains("6.6.6"), "{list}");
-    assert!(lines[1].starts_with("scripted") && lines[1].contains("mailroom:provider@1.0.0") && lines[1].contains("sha256:"), "{list}");
+    assert!(
+        lines[0].starts_with("hostile") && lines[0].contains("6.6.6"),
+        "{list}"
+    );
+    assert!(
+        lines[1].starts_with("scripted")
+            && lines[1].contains("mailroom:provider@1.0.0")
+            && lines[1].contains("sha256:"),
+        "{list}"
+    );
 
     let out = mailroom(
         home.path(),
-        &["plugin", "run", "scripted", "--set", "messages=120", "--set", "page_size=50", "--set", "span_days=100"],
+        &[
+            "plugin",
+            "run",
+            "scripted",
+            "--set",
+            "messages=120",
+            "--set",
+            "page_size=50",
+            "--set",
+            "span_days=100",
+        ],
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
-    assert!(stdout.contains("page 1: 50 messages, 0 failed, progress 50 of ~120"), "{stdout}");
+    assert!(
+        stdout.contains("page 1: 50 messages, 0 failed, progress 50 of ~120"),
+        "{stdout}"
+    );
     let last = stdout.lines().last().unwrap_or_default();
-    assert!(last.starts_with("synced 120 messages (") && last.ends_with(" bytes) in 3 pages; 0 failed"), "{stdout}");
+    assert!(
+        last.starts_with("synced 120 messages (") && last.ends_with(" bytes) in 3 pages; 0 failed"),
+        "{stdout}"
+    );
 
-    let out = mailroom(home.path(), &["plugin", "run", "scripted", "--set", "page_size=zero"]);
+    let out = mailroom(
+        home.path(),
+        &["plugin", "run", "scripted", "--set", "page_size=zero"],
+    );
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(text(&out.stderr).trim(), "mailroom: page_size: `zero` is not a whole number");
+    assert_eq!(
+        text(&out.stderr).trim(),
+        "mailroom: page_size: `zero` is not a whole number"
+    );
 }
 
 /// What `plugin check` says of a plugin, without the parts a toolchain decides
 /// (the digest, and the WASI interfaces its standard library imports).
 fn described(home: &Path, file: &Path) -> String {
     let out = mailroom(home, &["plugin", "check", file.to_str().unwrap()]);
-    assert!(out.status.success(), "{}: {}", file.display(), text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        file.display(),
+        text(&out.stderr)
+    );
     let stdout = text(&out.stdout);
     let upto = stdout.find("imports:").unwrap_or(stdout.len());
     stdout[..upto]
@@ -126,10 +179,25 @@ fn described(home: &Path, file: &Path) -> String {
 fn plugins_built_with_either_toolchain_behave_alike() {
     let home = tempfile::tempdir().unwrap();
     for name in ["scripted", "scripted-next", "hostile"] {
-        assert_eq!(described(home.path(), &plugin(name)), described(home.path(), &debian_plugin(name)), "{name}");
+        assert_eq!(
+            described(home.path(), &plugin(name)),
+            described(home.path(), &debian_plugin(name)),
+            "{name}"
+        );
     }
     let scripted = debian_plugin("scripted");
-    let out = mailroom(home.path(), &["plugin", "run", scripted.to_str().unwrap(), "--set", "messages=30", "--set", "span_days=100"]);
+    let out = mailroom(
+        home.path(),
+        &[
+            "plugin",
+            "run",
+            scripted.to_str().unwrap(),
+            "--set",
+            "messages=30",
+            "--set",
+            "span_days=100",
+        ],
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("synced 30 messages"));
     let hostile = debian_plugin("hostile");
@@ -138,8 +206,21 @@ fn plugins_built_with_either_toolchain_behave_alike() {
         ("environment", "env: 0 vars []"),
         ("filesystem", "preopens: 0; read /etc/passwd: Err("),
     ] {
-        let out = mailroom(home.path(), &["plugin", "run", hostile.to_str().unwrap(), "--set", &format!("attack={attack}")]);
+        let out = mailroom(
+            home.path(),
+            &[
+                "plugin",
+                "run",
+                hostile.to_str().unwrap(),
+                "--set",
+                &format!("attack={attack}"),
+            ],
+        );
         assert_eq!(out.status.code(), Some(1));
-        assert!(text(&out.stderr).contains(expected), "{attack}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains(expected),
+            "{attack}: {}",
+            text(&out.stderr)
+        );
     }
 }

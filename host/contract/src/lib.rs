@@ -26,4 +26,3 @@ pub const CONTRACT_V1: &str = "mailroom:provider@1.0.0";
 
 /// The interface name prefix every v1 plugin exports.
 pub const PROVIDER_INTERFACE_V1: &str = "mailroom:provider/provider@1";
-

@@ -25,8 +25,15 @@ use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 type SendFuture = Box<
-    dyn Future<Output = Result<(http::Response<WasiBody>, Box<dyn Future<Output = Result<(), Error>> + Send>), Error>>
-        + Send,
+    dyn Future<
+            Output = Result<
+                (
+                    http::Response<WasiBody>,
+                    Box<dyn Future<Output = Result<(), Error>> + Send>,
+                ),
+                Error,
+            >,
+        > + Send,
 >;
 
 /// The HTTP side of one run: one plugin, one account.
@@ -63,7 +70,8 @@ impl HttpHooks {
 /// The `Authorization` value for HTTP Basic.
 pub fn basic_credential(user: &str, password: &Secret) -> Secret {
     use base64::Engine as _;
-    let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{}", password.expose()));
+    let token =
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{}", password.expose()));
     Secret::new(format!("Basic {token}"))
 }
 
@@ -84,9 +92,7 @@ impl WasiHttpHooks for HttpHooks {
         let redactor = self.redactor.clone();
         let tls = self.tls.clone();
         let audit = self.audit.clone();
-        Box::new(async move {
-            send(request, &policy, &credentials, redactor, &tls, &audit).await
-        })
+        Box::new(async move { send(request, &policy, &credentials, redactor, &tls, &audit).await })
     }
 }
 
@@ -97,7 +103,13 @@ async fn send(
     redactor: Redactor,
     tls: &TlsConfig,
     audit: &Audit,
-) -> Result<(http::Response<WasiBody>, Box<dyn Future<Output = Result<(), Error>> + Send>), Error> {
+) -> Result<
+    (
+        http::Response<WasiBody>,
+        Box<dyn Future<Output = Result<(), Error>> + Send>,
+    ),
+    Error,
+> {
     let uri = request.uri().clone();
     let scheme = match uri.scheme_str() {
         Some("https") => Scheme::Https,
@@ -113,14 +125,16 @@ async fn send(
         audit.denied(&denial);
         Error::HttpRequestDenied
     })?;
-    let tcp = connect(policy, &endpoint, audit).await.map_err(|e| match e {
-        ConnectError::Denied(_) => Error::DestinationIpProhibited,
-        ConnectError::NameNotFound { .. } => Error::DnsError {
-            rcode: Some("NXDOMAIN".into()),
-            info_code: None,
-        },
-        ConnectError::Connection { .. } => Error::ConnectionRefused,
-    })?;
+    let tcp = connect(policy, &endpoint, audit)
+        .await
+        .map_err(|e| match e {
+            ConnectError::Denied(_) => Error::DestinationIpProhibited,
+            ConnectError::NameNotFound { .. } => Error::DnsError {
+                rcode: Some("NXDOMAIN".into()),
+                info_code: None,
+            },
+            ConnectError::Connection { .. } => Error::ConnectionRefused,
+        })?;
     let io: Box<dyn Stream> = if scheme == Scheme::Https {
         let name = rustls_name(&endpoint.host)?;
         let stream = tls
@@ -179,7 +193,8 @@ trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'sta
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static> Stream for T {}
 
 fn rustls_name(host: &str) -> Result<rustls_pki_types::ServerName<'static>, Error> {
-    rustls_pki_types::ServerName::try_from(host.to_string()).map_err(|_| Error::HttpRequestUriInvalid)
+    rustls_pki_types::ServerName::try_from(host.to_string())
+        .map_err(|_| Error::HttpRequestUriInvalid)
 }
 
 /// A response body with the account's secrets blanked out.
@@ -214,7 +229,9 @@ impl http_body::Body for Redacted {
                 Poll::Ready(None) => {
                     self.done = true;
                     let rest = self.redactor.finish();
-                    return Poll::Ready((!rest.is_empty()).then(|| Ok(Frame::data(Bytes::from(rest)))));
+                    return Poll::Ready(
+                        (!rest.is_empty()).then(|| Ok(Frame::data(Bytes::from(rest)))),
+                    );
                 }
                 other => return other,
             }

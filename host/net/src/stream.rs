@@ -129,7 +129,12 @@ async fn tls_handshake(tls: TlsConfig, host: &str, tcp: TcpStream) -> Result<Io,
 }
 
 impl NetView<'_> {
-    async fn open_conn(&mut self, host: String, port: u16, security: Security) -> Result<Conn, NetError> {
+    async fn open_conn(
+        &mut self,
+        host: String,
+        port: u16,
+        security: Security,
+    ) -> Result<Conn, NetError> {
         if self.ctx.open >= self.ctx.limits.max_connections {
             return Err(NetError::TooManyConnections);
         }
@@ -253,13 +258,18 @@ impl net::HostConnection for NetView<'_> {
         Ok(write_all(&mut conn.io, &data).await)
     }
 
-    async fn start_tls(&mut self, this: Resource<Connection>) -> wasmtime::Result<Result<(), NetError>> {
+    async fn start_tls(
+        &mut self,
+        this: Resource<Connection>,
+    ) -> wasmtime::Result<Result<(), NetError>> {
         let conn = self.table.get_mut(&borrow(&this))?;
         let tcp = match std::mem::replace(&mut conn.io, Io::Broken) {
             Io::Plain(tcp) => tcp,
             other => {
                 conn.io = other;
-                return Ok(Err(NetError::Tls("the connection is not a plain one".into())));
+                return Ok(Err(NetError::Tls(
+                    "the connection is not a plain one".into(),
+                )));
             }
         };
         let host = conn.endpoint.host.clone();

@@ -148,14 +148,19 @@ impl Part {
         }
     }
 
-    fn fill<'a>(&'a self, settings: &'a BTreeMap<String, String>) -> Result<&'a str, EndpointError> {
+    fn fill<'a>(
+        &'a self,
+        settings: &'a BTreeMap<String, String>,
+    ) -> Result<&'a str, EndpointError> {
         match self {
             Part::Literal(s) => Ok(s),
             Part::Field(name) => settings
                 .get(name)
                 .map(|v| v.trim())
                 .filter(|v| !v.is_empty())
-                .ok_or_else(|| EndpointError::MissingField { field: name.clone() }),
+                .ok_or_else(|| EndpointError::MissingField {
+                    field: name.clone(),
+                }),
         }
     }
 
@@ -183,14 +188,15 @@ impl Template {
         let (scheme, rest) = text
             .split_once("://")
             .ok_or_else(|| bad("expected scheme://host[:port]"))?;
-        let scheme =
-            Scheme::parse(scheme).ok_or_else(|| bad("the scheme must be tls, tcp, https or http"))?;
+        let scheme = Scheme::parse(scheme)
+            .ok_or_else(|| bad("the scheme must be tls, tcp, https or http"))?;
         let rest = rest.strip_suffix('/').unwrap_or(rest);
         if rest.contains('/') {
             return Err(bad("a path is not part of an endpoint"));
         }
         let (host, port) = split_host_port(rest);
-        let host = Part::parse(host).ok_or_else(|| bad("the host must be a name or one {field}"))?;
+        let host =
+            Part::parse(host).ok_or_else(|| bad("the host must be a name or one {field}"))?;
         let port = port
             .map(|p| Part::parse(p).ok_or_else(|| bad("the port must be a number or one {field}")))
             .transpose()?;
@@ -319,11 +325,17 @@ mod tests {
     fn renders_fields_and_normalises_the_host() {
         let t = Template::parse("tls://{imap_host}:{imap_port}").unwrap();
         let e = t
-            .render(&settings(&[("imap_host", " IMAP.Example.COM. "), ("imap_port", "993")]))
+            .render(&settings(&[
+                ("imap_host", " IMAP.Example.COM. "),
+                ("imap_port", "993"),
+            ]))
             .unwrap();
         assert_eq!(e.to_string(), "tls://imap.example.com:993");
         let idn = t
-            .render(&settings(&[("imap_host", "mail.bücher.de"), ("imap_port", "993")]))
+            .render(&settings(&[
+                ("imap_host", "mail.bücher.de"),
+                ("imap_port", "993"),
+            ]))
             .unwrap();
         assert_eq!(idn.host, "mail.xn--bcher-kva.de");
     }
@@ -347,13 +359,25 @@ mod tests {
             })
         );
         let err = t
-            .render(&settings(&[("imap_host", "evil.com/x"), ("imap_port", "993")]))
+            .render(&settings(&[
+                ("imap_host", "evil.com/x"),
+                ("imap_port", "993"),
+            ]))
             .unwrap_err();
-        assert!(matches!(err, EndpointError::BadValue { ref field, .. } if field == "imap_host"), "{err}");
+        assert!(
+            matches!(err, EndpointError::BadValue { ref field, .. } if field == "imap_host"),
+            "{err}"
+        );
         let err = t
-            .render(&settings(&[("imap_host", "a.example"), ("imap_port", "99999")]))
+            .render(&settings(&[
+                ("imap_host", "a.example"),
+                ("imap_port", "99999"),
+            ]))
             .unwrap_err();
-        assert!(matches!(err, EndpointError::BadValue { ref field, .. } if field == "imap_port"), "{err}");
+        assert!(
+            matches!(err, EndpointError::BadValue { ref field, .. } if field == "imap_port"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -374,7 +398,10 @@ mod tests {
     #[test]
     fn ipv6_literals() {
         let t = Template::parse("tcp://[::1]:143").unwrap();
-        assert_eq!(t.render(&BTreeMap::new()).unwrap().to_string(), "tcp://[::1]:143");
+        assert_eq!(
+            t.render(&BTreeMap::new()).unwrap().to_string(),
+            "tcp://[::1]:143"
+        );
     }
 
     proptest::proptest! {

@@ -116,7 +116,9 @@ impl AccountPolicy {
                 },
                 None => Denial {
                     reason: "the plugin does not declare this endpoint".into(),
-                    would_allow: format!("a plugin version declaring `{attempted}`, granted by the operator"),
+                    would_allow: format!(
+                        "a plugin version declaring `{attempted}`, granted by the operator"
+                    ),
                     attempted,
                 },
             },
@@ -150,10 +152,14 @@ mod tests {
     use crate::endpoint::Scheme;
 
     fn templates() -> Vec<Template> {
-        ["tls://{imap_host}:{imap_port}", "tcp://{imap_host}:143", "tls://{smtp_host}:465"]
-            .iter()
-            .map(|t| Template::parse(t).unwrap())
-            .collect()
+        [
+            "tls://{imap_host}:{imap_port}",
+            "tcp://{imap_host}:143",
+            "tls://{smtp_host}:465",
+        ]
+        .iter()
+        .map(|t| Template::parse(t).unwrap())
+        .collect()
     }
 
     fn settings() -> BTreeMap<String, String> {
@@ -165,7 +171,8 @@ mod tests {
 
     #[test]
     fn grants_exactly_the_rendered_endpoints() {
-        let p = AccountPolicy::new(&templates(), &OperatorGrant::all_declared(), &settings()).unwrap();
+        let p =
+            AccountPolicy::new(&templates(), &OperatorGrant::all_declared(), &settings()).unwrap();
         let ok = Endpoint::new(Scheme::Tls, "IMAP.example.com", 993).unwrap();
         assert_eq!(p.check_endpoint(&ok), Ok(0));
         assert_eq!(
@@ -200,12 +207,27 @@ mod tests {
     #[test]
     fn private_addresses_need_a_grant() {
         let e = Endpoint::new(Scheme::Tls, "imap.example.com", 993).unwrap();
-        let p = AccountPolicy::new(&templates(), &OperatorGrant::all_declared(), &settings()).unwrap();
-        assert!(p.check_address(&e, "93.184.216.34".parse().unwrap()).is_ok());
-        let denial = p.check_address(&e, "127.0.0.1".parse().unwrap()).unwrap_err();
-        assert!(denial.reason.contains("127.0.0.1, a loopback address"), "{denial}");
-        assert_eq!(denial.would_allow, "a grant of the private network 127.0.0.1/32");
-        assert!(p.check_address(&e, "169.254.169.254".parse().unwrap()).is_err());
+        let p =
+            AccountPolicy::new(&templates(), &OperatorGrant::all_declared(), &settings()).unwrap();
+        assert!(
+            p.check_address(&e, "93.184.216.34".parse().unwrap())
+                .is_ok()
+        );
+        let denial = p
+            .check_address(&e, "127.0.0.1".parse().unwrap())
+            .unwrap_err();
+        assert!(
+            denial.reason.contains("127.0.0.1, a loopback address"),
+            "{denial}"
+        );
+        assert_eq!(
+            denial.would_allow,
+            "a grant of the private network 127.0.0.1/32"
+        );
+        assert!(
+            p.check_address(&e, "169.254.169.254".parse().unwrap())
+                .is_err()
+        );
 
         let grant = OperatorGrant {
             private_networks: vec!["127.0.0.0/8".parse().unwrap()],
@@ -223,7 +245,8 @@ mod tests {
         let err = AccountPolicy::new(&templates(), &OperatorGrant::all_declared(), &s).unwrap_err();
         assert!(matches!(err, EndpointError::BadValue { ref field, .. } if field == "imap_port"));
         // smtp_host is empty: its endpoint is simply not there.
-        let p = AccountPolicy::new(&templates(), &OperatorGrant::all_declared(), &settings()).unwrap();
+        let p =
+            AccountPolicy::new(&templates(), &OperatorGrant::all_declared(), &settings()).unwrap();
         assert_eq!(p.allowed.len(), 2);
     }
 }

@@ -206,7 +206,10 @@ mod tests {
         let plain = SecretEncoding::SaslPlain("u".into()).encode(&Secret::new("pw"));
         assert_eq!(BASE64.decode(plain).unwrap(), b"\0u\0pw");
         let x = SecretEncoding::Xoauth2("a@b".into()).encode(&Secret::new("tok"));
-        assert_eq!(BASE64.decode(x).unwrap(), b"user=a@b\x01auth=Bearer tok\x01\x01");
+        assert_eq!(
+            BASE64.decode(x).unwrap(),
+            b"user=a@b\x01auth=Bearer tok\x01\x01"
+        );
     }
 
     #[test]
@@ -225,7 +228,11 @@ mod tests {
             let mut r = s.redactor();
             let out = redact_in_chunks(&mut r, text, size);
             assert_eq!(out.len(), text.len());
-            assert_eq!(&out[..], &b"* NO [*******] wrong password *******\r\n"[..], "chunk size {size}");
+            assert_eq!(
+                &out[..],
+                &b"* NO [*******] wrong password *******\r\n"[..],
+                "chunk size {size}"
+            );
         }
     }
 

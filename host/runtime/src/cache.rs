@@ -8,7 +8,6 @@
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 
-
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
@@ -34,7 +33,8 @@ impl Hasher for Sha256Hasher {
 
 impl Cache {
     pub(crate) fn open(dir: PathBuf, engine: &Engine) -> Result<Self, LoadError> {
-        std::fs::create_dir_all(&dir).map_err(|e| LoadError::Cache(format!("{}: {e}", dir.display())))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| LoadError::Cache(format!("{}: {e}", dir.display())))?;
         let mut hasher = Sha256Hasher(Sha256::new());
         engine.precompile_compatibility_hash().hash(&mut hasher);
         let engine_key = hex::encode(&hasher.0.finalize()[..8]);
@@ -46,7 +46,12 @@ impl Cache {
     }
 
     /// The compiled component for `bytes`, from the cache or compiled now (and cached).
-    pub(crate) fn load(&self, engine: &Engine, bytes: &[u8], digest: &str) -> Result<Component, LoadError> {
+    pub(crate) fn load(
+        &self,
+        engine: &Engine,
+        bytes: &[u8],
+        digest: &str,
+    ) -> Result<Component, LoadError> {
         let path = self.path(digest);
         // Read into memory rather than map the file: a cache file changed in
         // place under a mapping would bring the host down (SIGBUS).
@@ -57,7 +62,9 @@ impl Cache {
             // that it was compiled by a compatible engine.
             match unsafe { Component::deserialize(engine, &cached) } {
                 Ok(component) => return Ok(component),
-                Err(e) => tracing::warn!(path = %path.display(), "recompiling: cached component unusable: {e}"),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), "recompiling: cached component unusable: {e}")
+                }
             }
         }
         let compiled = engine
@@ -65,7 +72,8 @@ impl Cache {
             .map_err(|e| LoadError::Compile(first_line(&e)))?;
         store(&path, &compiled)?;
         // SAFETY: `compiled` was produced by this engine just now.
-        unsafe { Component::deserialize(engine, &compiled) }.map_err(|e| LoadError::Compile(first_line(&e)))
+        unsafe { Component::deserialize(engine, &compiled) }
+            .map_err(|e| LoadError::Compile(first_line(&e)))
     }
 }
 

@@ -106,7 +106,8 @@ impl Runtime {
             .cache_dir
             .map(|dir| Cache::open(dir, &engine))
             .transpose()?;
-        let tls = TlsConfig::new(config.extra_ca.as_deref()).map_err(|e| LoadError::Engine(e.to_string()))?;
+        let tls = TlsConfig::new(config.extra_ca.as_deref())
+            .map_err(|e| LoadError::Engine(e.to_string()))?;
         let ticker = Self::start_ticker(&engine);
         Ok(Arc::new(Runtime {
             engine,

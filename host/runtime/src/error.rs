@@ -84,7 +84,9 @@ pub fn describe(e: &ProviderError) -> String {
         ProviderError::AuthFailed(why) => format!("sign-in failed: {why}"),
         ProviderError::Unreachable(why) => format!("server unreachable: {why}"),
         ProviderError::RateLimited(secs) => format!("rate limited: retry after {secs} s"),
-        ProviderError::CursorExpired => "the sync position expired; the window will be synced again".into(),
+        ProviderError::CursorExpired => {
+            "the sync position expired; the window will be synced again".into()
+        }
         ProviderError::BadConfig(c) => format!("{}: {}", c.field, c.why),
         ProviderError::MessageFailed(m) => format!("message {}: {}", m.id, m.why),
         ProviderError::Other(why) => why.clone(),

@@ -111,7 +111,8 @@ impl Runtime {
         let digest = hex::encode(Sha256::digest(bytes));
         let component = match &self.cache {
             Some(cache) => cache.load(&self.engine, bytes, &digest)?,
-            None => Component::new(&self.engine, bytes).map_err(|e| LoadError::Compile(first_line(&e)))?,
+            None => Component::new(&self.engine, bytes)
+                .map_err(|e| LoadError::Compile(first_line(&e)))?,
         };
         Ok((component, format!("sha256:{digest}")))
     }
@@ -120,16 +121,24 @@ impl Runtime {
     /// contracts with a one-line reason.
     fn inspect(&self, component: &Component) -> Result<(String, Vec<String>), LoadError> {
         let ty = component.component_type();
-        let exports: Vec<String> = ty.exports(&self.engine).map(|(n, _)| n.to_string()).collect();
+        let exports: Vec<String> = ty
+            .exports(&self.engine)
+            .map(|(n, _)| n.to_string())
+            .collect();
         let imports: Vec<String> = ty
             .imports(&self.engine)
             .filter(|(_, item)| matches!(item.ty, ComponentItem::ComponentInstance(_)))
             .map(|(n, _)| n.to_string())
             .collect();
-        let contract = match exports.iter().find(|e| e.starts_with(PROVIDER_INTERFACE_V1)) {
+        let contract = match exports
+            .iter()
+            .find(|e| e.starts_with(PROVIDER_INTERFACE_V1))
+        {
             Some(export) => export.replace("/provider@", "@"),
             None => {
-                let other = exports.iter().find(|e| e.starts_with("mailroom:provider/provider@"));
+                let other = exports
+                    .iter()
+                    .find(|e| e.starts_with("mailroom:provider/provider@"));
                 return Err(LoadError::WrongContract(match other {
                     Some(e) => format!(
                         "implements {}, but this host speaks {CONTRACT_V1} (1.x)",
@@ -137,7 +146,11 @@ impl Runtime {
                     ),
                     None => format!(
                         "exports no mailroom:provider/provider interface, so it is not a Mailroom provider plugin (it exports: {})",
-                        if exports.is_empty() { "nothing".into() } else { exports.join(", ") }
+                        if exports.is_empty() {
+                            "nothing".into()
+                        } else {
+                            exports.join(", ")
+                        }
                     ),
                 }));
             }
@@ -160,7 +173,9 @@ impl Runtime {
         let mut run = Run::start_checked(self, plugin, &account, &grant)
             .await
             .map_err(|e| LoadError::InfoFailed(e.to_string()))?;
-        run.info().await.map_err(|e| LoadError::InfoFailed(e.to_string()))
+        run.info()
+            .await
+            .map_err(|e| LoadError::InfoFailed(e.to_string()))
     }
 }
 
@@ -174,11 +189,27 @@ fn validate(info: &PluginInfo) -> Result<Vec<Template>, LoadError> {
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == extra)
     };
     if !name_ok(&info.name, b'-') {
-        return bad(format!("name `{}` must be 1-64 of a-z, 0-9 and -", info.name));
+        return bad(format!(
+            "name `{}` must be 1-64 of a-z, 0-9 and -",
+            info.name
+        ));
     }
-    let parts: Vec<&str> = info.version.split(['-', '+']).next().unwrap_or("").split('.').collect();
-    if parts.len() != 3 || parts.iter().any(|p| p.is_empty() || p.parse::<u64>().is_err()) {
-        return bad(format!("version `{}` is not a semantic version (1.2.3)", info.version));
+    let parts: Vec<&str> = info
+        .version
+        .split(['-', '+'])
+        .next()
+        .unwrap_or("")
+        .split('.')
+        .collect();
+    if parts.len() != 3
+        || parts
+            .iter()
+            .any(|p| p.is_empty() || p.parse::<u64>().is_err())
+    {
+        return bad(format!(
+            "version `{}` is not a semantic version (1.2.3)",
+            info.version
+        ));
     }
     let mut fields = BTreeMap::new();
     for f in &info.fields {
@@ -192,29 +223,49 @@ fn validate(info: &PluginInfo) -> Result<Vec<Template>, LoadError> {
     let mut seen = BTreeSet::new();
     let mut templates = Vec::new();
     for e in &info.endpoints {
-        let template = Template::parse(&e.template).map_err(|err| LoadError::BadInfo(err.to_string()))?;
+        let template =
+            Template::parse(&e.template).map_err(|err| LoadError::BadInfo(err.to_string()))?;
         if !seen.insert(e.template.clone()) {
             return bad(format!("endpoint `{}` is declared twice", e.template));
         }
         for field in template.fields() {
             match fields.get(field) {
-                None => return bad(format!("endpoint `{}` uses undeclared field `{field}`", e.template)),
-                Some(true) => return bad(format!("endpoint `{}` uses secret field `{field}`", e.template)),
+                None => {
+                    return bad(format!(
+                        "endpoint `{}` uses undeclared field `{field}`",
+                        e.template
+                    ));
+                }
+                Some(true) => {
+                    return bad(format!(
+                        "endpoint `{}` uses secret field `{field}`",
+                        e.template
+                    ));
+                }
                 Some(false) => {}
             }
         }
         let wants = match &e.credential {
             None => vec![],
             Some(Credential::Bearer(secret)) => vec![(secret.as_str(), true)],
-            Some(Credential::Basic(b)) => vec![(b.user_field.as_str(), false), (b.secret_field.as_str(), true)],
+            Some(Credential::Basic(b)) => vec![
+                (b.user_field.as_str(), false),
+                (b.secret_field.as_str(), true),
+            ],
         };
         if !wants.is_empty() && !template.scheme().is_encrypted() {
-            return bad(format!("endpoint `{}` sends a credential without TLS", e.template));
+            return bad(format!(
+                "endpoint `{}` sends a credential without TLS",
+                e.template
+            ));
         }
         for (field, secret) in wants {
             if fields.get(field) != Some(&secret) {
                 let kind = if secret { "secret" } else { "non-secret" };
-                return bad(format!("endpoint `{}` credential needs a declared {kind} field `{field}`", e.template));
+                return bad(format!(
+                    "endpoint `{}` credential needs a declared {kind} field `{field}`",
+                    e.template
+                ));
             }
         }
         templates.push(template);

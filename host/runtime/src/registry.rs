@@ -32,14 +32,20 @@ impl Registry {
     /// Compile and check `bytes` off the calling task, then make it the
     /// current version of the plugin it names. Returns the new version and
     /// the one it replaced.
-    pub async fn install(&self, bytes: Vec<u8>) -> Result<(Arc<Plugin>, Option<Arc<Plugin>>), LoadError> {
+    pub async fn install(
+        &self,
+        bytes: Vec<u8>,
+    ) -> Result<(Arc<Plugin>, Option<Arc<Plugin>>), LoadError> {
         let runtime = self.runtime.clone();
         let plugin = tokio::task::spawn_blocking(move || {
             tokio::runtime::Handle::current().block_on(async move { runtime.load(&bytes).await })
         })
         .await
         .map_err(|e| LoadError::Engine(format!("loader task failed: {e}")))??;
-        let mut plugins = self.plugins.write().map_err(|_| LoadError::Engine("registry lock poisoned".into()))?;
+        let mut plugins = self
+            .plugins
+            .write()
+            .map_err(|_| LoadError::Engine("registry lock poisoned".into()))?;
         let previous = plugins.insert(plugin.name().to_string(), plugin.clone());
         drop(plugins);
         tracing::info!(

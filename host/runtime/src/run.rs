@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mailroom_contract::v1::Plugin as Bindings;
-use mailroom_contract::v1::provider::{Account, Credential, Outgoing, Page, PluginInfo, ProviderError, Window};
+use mailroom_contract::v1::provider::{
+    Account, Credential, Outgoing, Page, PluginInfo, ProviderError, Window,
+};
 use mailroom_contract::v1::types::ConfigError;
 use mailroom_http::{HttpHooks, basic_credential, bearer_credential};
 use mailroom_net::{Audit, NetCtx, NetLimits};
@@ -69,7 +71,9 @@ fn bad_config(e: EndpointError) -> CallError {
         EndpointError::MissingField { field } | EndpointError::BadValue { field, .. } => {
             (field.clone(), e.to_string())
         }
-        EndpointError::BadHost { .. } | EndpointError::BadTemplate { .. } => ("host".into(), e.to_string()),
+        EndpointError::BadHost { .. } | EndpointError::BadTemplate { .. } => {
+            ("host".into(), e.to_string())
+        }
     };
     CallError::Provider(ProviderError::BadConfig(ConfigError { field, why }))
 }
@@ -85,7 +89,9 @@ impl Run {
         // An error-level span is recorded whenever any event is, so every line
         // logged during the run names the plugin, its version and the account.
         let span = tracing::error_span!("plugin", plugin = %d.name, version = %d.version, account = %input.id);
-        let policy = Arc::new(AccountPolicy::new(&plugin.templates, grant, &input.settings).map_err(bad_config)?);
+        let policy = Arc::new(
+            AccountPolicy::new(&plugin.templates, grant, &input.settings).map_err(bad_config)?,
+        );
         let credentials = d
             .endpoints
             .iter()
@@ -132,13 +138,26 @@ impl Run {
         store.limiter(|s| &mut s.limiter);
         store.epoch_deadline_trap();
         store.set_epoch_deadline(deadline_ticks(limits.call_timeout));
-        let instantiate = plugin.pre.instantiate_async(&mut store).instrument(span.clone());
+        let instantiate = plugin
+            .pre
+            .instantiate_async(&mut store)
+            .instrument(span.clone());
         let bindings = match tokio::time::timeout(limits.call_timeout, instantiate).await {
             Ok(Ok(b)) => b,
-            Ok(Err(e)) => return Err(CallError::Crashed(format!("could not start: {}", first_line(&e)))),
+            Ok(Err(e)) => {
+                return Err(CallError::Crashed(format!(
+                    "could not start: {}",
+                    first_line(&e)
+                )));
+            }
             Err(_) => return Err(CallError::Timeout(limits.call_timeout)),
         };
-        let secret_fields: Vec<&str> = d.fields.iter().filter(|f| f.secret).map(|f| f.name.as_str()).collect();
+        let secret_fields: Vec<&str> = d
+            .fields
+            .iter()
+            .filter(|f| f.secret)
+            .map(|f| f.name.as_str())
+            .collect();
         let account = Account {
             id: input.id.clone(),
             address: input.address.clone(),
@@ -165,7 +184,10 @@ impl Run {
     /// `info()`.
     pub async fn info(&mut self) -> Result<PluginInfo, CallError> {
         self.prepare()?;
-        let call = self.bindings.mailroom_provider_provider().call_info(&mut self.store);
+        let call = self
+            .bindings
+            .mailroom_provider_provider()
+            .call_info(&mut self.store);
         let out = guard(self.limits.call_timeout, &self.span, call).await;
         let info = self.settle(out)?;
         let size = info.name.len()
@@ -194,7 +216,10 @@ impl Run {
     /// `open(account)`: sign in and keep the session for `sync`.
     pub async fn open(&mut self) -> Result<(), CallError> {
         self.prepare()?;
-        let call = self.bindings.mailroom_provider_provider().call_open(&mut self.store, &self.account);
+        let call = self
+            .bindings
+            .mailroom_provider_provider()
+            .call_open(&mut self.store, &self.account);
         let out = guard(self.limits.call_timeout, &self.span, call).await;
         self.session = Some(self.settle(out)?.map_err(CallError::Provider)?);
         Ok(())
@@ -217,10 +242,11 @@ impl Run {
     /// `send(account, message)`.
     pub async fn send(&mut self, message: &Outgoing) -> Result<Option<String>, CallError> {
         self.prepare()?;
-        let call = self
-            .bindings
-            .mailroom_provider_provider()
-            .call_send(&mut self.store, &self.account, message);
+        let call = self.bindings.mailroom_provider_provider().call_send(
+            &mut self.store,
+            &self.account,
+            message,
+        );
         let out = guard(self.limits.call_timeout, &self.span, call).await;
         self.settle(out)?.map_err(CallError::Provider)
     }
@@ -230,7 +256,8 @@ impl Run {
         if let Some(session) = self.session.take()
             && self.ended.is_none()
         {
-            self.store.set_epoch_deadline(deadline_ticks(self.limits.call_timeout));
+            self.store
+                .set_epoch_deadline(deadline_ticks(self.limits.call_timeout));
             let call = session.resource_drop_async(&mut self.store);
             let out = guard(self.limits.call_timeout, &self.span, call).await;
             self.settle(out)?;
@@ -247,11 +274,15 @@ impl Run {
         if let Some(why) = &self.ended {
             return Err(CallError::Ended(why.clone()));
         }
-        self.store.set_epoch_deadline(deadline_ticks(self.limits.call_timeout));
+        self.store
+            .set_epoch_deadline(deadline_ticks(self.limits.call_timeout));
         Ok(())
     }
 
-    fn settle<R>(&mut self, out: Result<wasmtime::Result<R>, tokio::time::error::Elapsed>) -> Result<R, CallError> {
+    fn settle<R>(
+        &mut self,
+        out: Result<wasmtime::Result<R>, tokio::time::error::Elapsed>,
+    ) -> Result<R, CallError> {
         let err = match out {
             Ok(Ok(r)) => return Ok(r),
             Ok(Err(e)) => self.classify(e),
@@ -278,7 +309,11 @@ impl Run {
             Some(trap) => trap.to_string(),
             None => first_line(&e),
         };
-        CallError::Crashed(if said.is_empty() { trap } else { format!("{said} ({trap})") })
+        CallError::Crashed(if said.is_empty() {
+            trap
+        } else {
+            format!("{said} ({trap})")
+        })
     }
 
     fn check_size(&mut self, size: usize) -> Result<(), CallError> {
@@ -294,7 +329,8 @@ impl Run {
 
     fn end(&mut self, err: CallError) -> CallError {
         if err.ends_run() {
-            self.span.in_scope(|| tracing::warn!("plugin run ended: {err}"));
+            self.span
+                .in_scope(|| tracing::warn!("plugin run ended: {err}"));
             self.ended = Some(format!("the run already ended: {err}"));
         }
         err
@@ -344,7 +380,11 @@ fn page_bytes(page: &Page) -> usize {
                 + m.flags.iter().map(String::len).sum::<usize>()
         })
         .sum();
-    let deletions: usize = page.deletions.iter().map(|d| d.id.len() + d.folder.len()).sum();
+    let deletions: usize = page
+        .deletions
+        .iter()
+        .map(|d| d.id.len() + d.folder.len())
+        .sum();
     let failed: usize = page.failed.iter().map(|f| f.id.len() + f.why.len()).sum();
     messages + deletions + failed + page.cursor.len()
 }

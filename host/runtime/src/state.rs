@@ -132,7 +132,11 @@ impl StdoutStream for Captured {
 }
 
 impl tokio::io::AsyncWrite for Captured {
-    fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, data: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         if let Ok(mut buf) = self.buf.lock() {
             let room = self.cap.saturating_sub(buf.len());
             buf.extend_from_slice(&data[..data.len().min(room)]);

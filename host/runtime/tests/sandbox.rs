@@ -28,7 +28,12 @@ fn loopback(plaintext_credentials: bool) -> OperatorGrant {
 }
 
 /// Run one attack through `verify` and return the error the host reports.
-async fn attack(limits: Limits, ca: Option<&TestCa>, settings: &[(&str, &str)], grant: OperatorGrant) -> CallError {
+async fn attack(
+    limits: Limits,
+    ca: Option<&TestCa>,
+    settings: &[(&str, &str)],
+    grant: OperatorGrant,
+) -> CallError {
     let rt = runtime(limits, ca.map(TestCa::ca_file));
     let hostile = load(&rt, "hostile").await;
     let mut run = rt
@@ -60,17 +65,27 @@ async fn an_infinite_loop_times_out_while_another_plugin_keeps_syncing() {
     let hostile = load(&rt, "hostile").await;
     let scripted = load(&rt, "scripted").await;
     let mut run = rt
-        .start(&hostile, &account(&[("attack", "loop")], Secrets::new()), &OperatorGrant::all_declared())
+        .start(
+            &hostile,
+            &account(&[("attack", "loop")], Secrets::new()),
+            &OperatorGrant::all_declared(),
+        )
         .await
         .unwrap();
     let started = Instant::now();
     let (looped, synced) = tokio::join!(run.verify(), scripted_sync(&rt, &scripted, 50));
-    assert!(matches!(looped, Err(CallError::Timeout(d)) if d == Duration::from_secs(1)), "{looped:?}");
+    assert!(
+        matches!(looped, Err(CallError::Timeout(d)) if d == Duration::from_secs(1)),
+        "{looped:?}"
+    );
     assert!(started.elapsed() < Duration::from_secs(10));
     assert_eq!(synced, 50);
     // The trapped instance is never entered again.
     let again = run.verify().await;
-    assert!(matches!(again, Err(CallError::Ended(ref why)) if why.contains("timed out")), "{again:?}");
+    assert!(
+        matches!(again, Err(CallError::Ended(ref why)) if why.contains("timed out")),
+        "{again:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -79,15 +94,33 @@ async fn a_memory_bomb_hits_the_memory_limit() {
         memory_bytes: 32 << 20,
         ..Limits::default()
     };
-    let err = attack(limits, None, &[("attack", "memory")], OperatorGrant::all_declared()).await;
-    assert!(matches!(err, CallError::MemoryExceeded { limit } if limit == 32 << 20), "{err:?}");
+    let err = attack(
+        limits,
+        None,
+        &[("attack", "memory")],
+        OperatorGrant::all_declared(),
+    )
+    .await;
+    assert!(
+        matches!(err, CallError::MemoryExceeded { limit } if limit == 32 << 20),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("memory limit of 33554432 bytes"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_panic_is_reported_with_its_message() {
-    let err = attack(Limits::default(), None, &[("attack", "panic")], OperatorGrant::all_declared()).await;
-    assert!(matches!(err, CallError::Crashed(ref m) if m.contains("hostile panic: boom")), "{err:?}");
+    let err = attack(
+        Limits::default(),
+        None,
+        &[("attack", "panic")],
+        OperatorGrant::all_declared(),
+    )
+    .await;
+    assert!(
+        matches!(err, CallError::Crashed(ref m) if m.contains("hostile panic: boom")),
+        "{err:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -95,20 +128,39 @@ async fn an_undeclared_host_is_denied_by_name_and_the_denial_is_recorded() {
     let rt = runtime(Limits::default(), None);
     let hostile = load(&rt, "hostile").await;
     let mut run = rt
-        .start(&hostile, &account(&[("attack", "undeclared")], Secrets::new()), &OperatorGrant::all_declared())
+        .start(
+            &hostile,
+            &account(&[("attack", "undeclared")], Secrets::new()),
+            &OperatorGrant::all_declared(),
+        )
         .await
         .unwrap();
     let text = reported(run.verify().await.unwrap_err());
-    assert!(text.contains("Denied") && text.contains("does not declare"), "{text}");
+    assert!(
+        text.contains("Denied") && text.contains("does not declare"),
+        "{text}"
+    );
     let denials = run.denials();
     assert_eq!(denials.len(), 1);
     assert_eq!(denials[0].attempted, "tls://undeclared.example.com:993");
-    assert!(denials[0].would_allow.contains("declaring `tls://undeclared.example.com:993`"));
+    assert!(
+        denials[0]
+            .would_allow
+            .contains("declaring `tls://undeclared.example.com:993`")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn http_to_an_undeclared_host_is_denied() {
-    let text = reported(attack(Limits::default(), None, &[("attack", "http-undeclared")], OperatorGrant::all_declared()).await);
+    let text = reported(
+        attack(
+            Limits::default(),
+            None,
+            &[("attack", "http-undeclared")],
+            OperatorGrant::all_declared(),
+        )
+        .await,
+    );
     assert!(text.contains("HttpRequestDenied"), "{text}");
 }
 
@@ -117,9 +169,24 @@ async fn a_declared_name_that_resolves_to_loopback_is_denied_unless_granted() {
     let ca = TestCa::new();
     let server = EchoServer::start(&ca, Mode::Tls).await;
     let port = server.port.to_string();
-    let settings = [("attack", "private"), ("target_host", "localhost"), ("target_port", port.as_str())];
-    let text = reported(attack(Limits::default(), Some(&ca), &settings, OperatorGrant::all_declared()).await);
-    assert!(text.contains("Denied") && text.contains("a loopback address"), "{text}");
+    let settings = [
+        ("attack", "private"),
+        ("target_host", "localhost"),
+        ("target_port", port.as_str()),
+    ];
+    let text = reported(
+        attack(
+            Limits::default(),
+            Some(&ca),
+            &settings,
+            OperatorGrant::all_declared(),
+        )
+        .await,
+    );
+    assert!(
+        text.contains("Denied") && text.contains("a loopback address"),
+        "{text}"
+    );
     assert!(text.contains("a grant of the private network"), "{text}");
 
     // With the operator's grant of 127.0.0.0/8 the same plugin gets through.
@@ -129,23 +196,56 @@ async fn a_declared_name_that_resolves_to_loopback_is_denied_unless_granted() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_filesystem_shows_no_directory_at_all() {
-    let text = reported(attack(Limits::default(), None, &[("attack", "filesystem")], OperatorGrant::all_declared()).await);
-    assert!(text.starts_with("preopens: 0; read /etc/passwd: Err("), "{text}");
+    let text = reported(
+        attack(
+            Limits::default(),
+            None,
+            &[("attack", "filesystem")],
+            OperatorGrant::all_declared(),
+        )
+        .await,
+    );
+    assert!(
+        text.starts_with("preopens: 0; read /etc/passwd: Err("),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn raw_sockets_and_name_lookups_are_refused() {
-    let text = reported(attack(Limits::default(), None, &[("attack", "sockets")], OperatorGrant::all_declared()).await);
+    let text = reported(
+        attack(
+            Limits::default(),
+            None,
+            &[("attack", "sockets")],
+            OperatorGrant::all_declared(),
+        )
+        .await,
+    );
     let (tcp, dns) = text.split_once("; dns: ").expect("both reported");
-    assert!(tcp.starts_with("tcp: Err(") && tcp.contains("access-denied"), "{text}");
-    assert!(dns.starts_with("Err(") && dns.contains("permanent-resolver-failure"), "{text}");
+    assert!(
+        tcp.starts_with("tcp: Err(") && tcp.contains("access-denied"),
+        "{text}"
+    );
+    assert!(
+        dns.starts_with("Err(") && dns.contains("permanent-resolver-failure"),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_environment_is_empty() {
     // SAFETY: set before any other thread of this test reads the environment.
     unsafe { std::env::set_var("MAILROOM_TEST_HOST_SECRET", "must-not-leak") };
-    let text = reported(attack(Limits::default(), None, &[("attack", "environment")], OperatorGrant::all_declared()).await);
+    let text = reported(
+        attack(
+            Limits::default(),
+            None,
+            &[("attack", "environment")],
+            OperatorGrant::all_declared(),
+        )
+        .await,
+    );
     assert_eq!(text, "env: 0 vars []; args: []");
 }
 
@@ -159,7 +259,11 @@ async fn an_oversized_result_is_refused() {
     let hostile = load(&rt, "hostile").await;
     let size = (4 << 20).to_string();
     let mut run = rt
-        .start(&hostile, &account(&[("size", &size)], Secrets::new()), &OperatorGrant::all_declared())
+        .start(
+            &hostile,
+            &account(&[("size", &size)], Secrets::new()),
+            &OperatorGrant::all_declared(),
+        )
         .await
         .unwrap();
     run.open().await.unwrap();
@@ -168,7 +272,10 @@ async fn an_oversized_result_is_refused() {
         matches!(err, CallError::ResultTooLarge { size, limit } if size > 4 << 20 && limit == 1 << 20),
         "{err:?}"
     );
-    assert!(matches!(run.sync(None, &common::window()).await, Err(CallError::Ended(_))));
+    assert!(matches!(
+        run.sync(None, &common::window()).await,
+        Err(CallError::Ended(_))
+    ));
     let scripted = load(&rt, "scripted").await;
     assert_eq!(scripted_sync(&rt, &scripted, 5).await, 5);
 }
@@ -193,9 +300,16 @@ async fn a_secret_is_not_written_in_clear_without_the_operators_consent() {
     let ca = TestCa::new();
     let server = EchoServer::start(&ca, Mode::Plain).await;
     let port = server.port.to_string();
-    let settings = [("attack", "secret-plain"), ("target_host", "127.0.0.1"), ("target_port", port.as_str())];
+    let settings = [
+        ("attack", "secret-plain"),
+        ("target_host", "127.0.0.1"),
+        ("target_port", port.as_str()),
+    ];
     let text = reported(attack(Limits::default(), Some(&ca), &settings, loopback(false)).await);
-    assert!(text.contains("write-secret refused") && text.contains("not encrypted"), "{text}");
+    assert!(
+        text.contains("write-secret refused") && text.contains("not encrypted"),
+        "{text}"
+    );
     assert!(server.received().iter().all(|l| !l.contains(PASSWORD)));
 }
 
@@ -204,7 +318,11 @@ async fn an_echoed_secret_comes_back_blanked() {
     let ca = TestCa::new();
     let server = EchoServer::start(&ca, Mode::Plain).await;
     let port = server.port.to_string();
-    let settings = [("attack", "secret-plain"), ("target_host", "127.0.0.1"), ("target_port", port.as_str())];
+    let settings = [
+        ("attack", "secret-plain"),
+        ("target_host", "127.0.0.1"),
+        ("target_port", port.as_str()),
+    ];
     let text = reported(attack(Limits::default(), Some(&ca), &settings, loopback(true)).await);
     let stars = "*".repeat(PASSWORD.len());
     assert_eq!(text, format!("echo: ECHO {stars}\r\n"));
@@ -217,10 +335,20 @@ async fn starttls_upgrades_with_the_extra_ca_and_the_secret_stays_hidden() {
     let ca = TestCa::new();
     let server = EchoServer::start(&ca, Mode::Plain).await;
     let port = server.port.to_string();
-    let settings = [("attack", "secret-starttls"), ("target_host", "localhost"), ("target_port", port.as_str())];
+    let settings = [
+        ("attack", "secret-starttls"),
+        ("target_host", "localhost"),
+        ("target_port", port.as_str()),
+    ];
     let text = reported(attack(Limits::default(), Some(&ca), &settings, loopback(false)).await);
-    assert_eq!(text, format!("echo: ECHO {}\r\n", "*".repeat(PASSWORD.len())));
-    assert_eq!(server.received(), vec!["STARTTLS".to_string(), format!("ECHO {PASSWORD}")]);
+    assert_eq!(
+        text,
+        format!("echo: ECHO {}\r\n", "*".repeat(PASSWORD.len()))
+    );
+    assert_eq!(
+        server.received(),
+        vec!["STARTTLS".to_string(), format!("ECHO {PASSWORD}")]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -229,9 +357,16 @@ async fn tls_to_a_server_the_host_does_not_trust_fails() {
     let server = EchoServer::start(&ca, Mode::Tls).await;
     let port = server.port.to_string();
     // No extra CA: the test CA is not trusted.
-    let settings = [("attack", "private"), ("target_host", "localhost"), ("target_port", port.as_str())];
+    let settings = [
+        ("attack", "private"),
+        ("target_host", "localhost"),
+        ("target_port", port.as_str()),
+    ];
     let text = reported(attack(Limits::default(), None, &settings, loopback(false)).await);
-    assert!(text.contains("Tls(") && text.contains("UnknownIssuer"), "{text}");
+    assert!(
+        text.contains("Tls(") && text.contains("UnknownIssuer"),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -239,7 +374,11 @@ async fn an_unknown_secret_name_is_refused() {
     let ca = TestCa::new();
     let server = EchoServer::start(&ca, Mode::Tls).await;
     let port = server.port.to_string();
-    let settings = [("attack", "secret-unknown"), ("target_host", "localhost"), ("target_port", port.as_str())];
+    let settings = [
+        ("attack", "secret-unknown"),
+        ("target_host", "localhost"),
+        ("target_port", port.as_str()),
+    ];
     let text = reported(attack(Limits::default(), Some(&ca), &settings, loopback(false)).await);
     assert!(text.contains("UnknownSecret(\"no_such_secret\")"), "{text}");
 }
@@ -249,14 +388,27 @@ async fn the_host_attaches_the_http_credential_and_blanks_its_echo() {
     let ca = TestCa::new();
     let server = EchoServer::start(&ca, Mode::Https).await;
     let port = server.port.to_string();
-    let settings = [("attack", "secret-http"), ("target_host", "localhost"), ("target_port", port.as_str())];
+    let settings = [
+        ("attack", "secret-http"),
+        ("target_host", "localhost"),
+        ("target_port", port.as_str()),
+    ];
     let text = reported(attack(Limits::default(), Some(&ca), &settings, loopback(false)).await);
     let stars = "*".repeat(TOKEN.len());
     assert!(!text.contains(TOKEN), "{text}");
-    assert!(text.contains(&format!("x-echo-authorization: Bearer {stars}")), "{text}");
-    assert!(text.contains(&format!("authorization: Bearer {stars}")), "{text}");
+    assert!(
+        text.contains(&format!("x-echo-authorization: Bearer {stars}")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("authorization: Bearer {stars}")),
+        "{text}"
+    );
     let received = server.received().join("\n");
-    assert!(received.contains(&format!("authorization: Bearer {TOKEN}")), "{received}");
+    assert!(
+        received.contains(&format!("authorization: Bearer {TOKEN}")),
+        "{received}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -268,7 +420,11 @@ async fn open_connections_are_capped() {
         connections: 3,
         ..Limits::default()
     };
-    let settings = [("attack", "connections"), ("target_host", "localhost"), ("target_port", port.as_str())];
+    let settings = [
+        ("attack", "connections"),
+        ("target_host", "localhost"),
+        ("target_port", port.as_str()),
+    ];
     let text = reported(attack(limits, Some(&ca), &settings, loopback(false)).await);
     assert_eq!(text, "opened 3; then NetError::TooManyConnections");
 }

@@ -76,11 +76,19 @@ fn http_get(authority: &str, path: &str) -> Result<String, String> {
     use wasi::http::outgoing_handler;
     use wasi::http::types::{Fields, OutgoingRequest, Scheme};
     let request = OutgoingRequest::new(Fields::new());
-    let scheme = if authority.starts_with("http:") { Scheme::Http } else { Scheme::Https };
+    let scheme = if authority.starts_with("http:") {
+        Scheme::Http
+    } else {
+        Scheme::Https
+    };
     let authority = authority.trim_start_matches("http:");
     request.set_scheme(Some(&scheme)).map_err(|()| "scheme")?;
-    request.set_authority(Some(authority)).map_err(|()| "authority")?;
-    request.set_path_with_query(Some(path)).map_err(|()| "path")?;
+    request
+        .set_authority(Some(authority))
+        .map_err(|()| "authority")?;
+    request
+        .set_path_with_query(Some(path))
+        .map_err(|()| "path")?;
     let future = outgoing_handler::handle(request, None).map_err(|e| format!("{e:?}"))?;
     future.subscribe().block();
     let response = future
@@ -91,11 +99,8 @@ fn http_get(authority: &str, path: &str) -> Result<String, String> {
     let body = response.consume().map_err(|()| "body")?;
     let stream = body.stream().map_err(|()| "stream")?;
     let mut out = Vec::new();
-    loop {
-        match stream.blocking_read(65536) {
-            Ok(chunk) => out.extend(chunk),
-            Err(_) => break,
-        }
+    while let Ok(chunk) = stream.blocking_read(65536) {
+        out.extend(chunk);
     }
     let headers: Vec<String> = response
         .headers()
@@ -103,7 +108,11 @@ fn http_get(authority: &str, path: &str) -> Result<String, String> {
         .iter()
         .map(|(k, v)| format!("{k}: {}", String::from_utf8_lossy(v)))
         .collect();
-    Ok(format!("{}\n{}", headers.join("\n"), String::from_utf8_lossy(&out)))
+    Ok(format!(
+        "{}\n{}",
+        headers.join("\n"),
+        String::from_utf8_lossy(&out)
+    ))
 }
 
 fn attack(account: &Account) -> Result<(), ProviderError> {
@@ -138,35 +147,55 @@ fn attack(account: &Account) -> Result<(), ProviderError> {
         "filesystem" => {
             let preopens = wasi::filesystem::preopens::get_directories().len();
             let read = std::fs::read_to_string("/etc/passwd").map(|s| s.len());
-            Err(report(format!("preopens: {preopens}; read /etc/passwd: {read:?}")))
+            Err(report(format!(
+                "preopens: {preopens}; read /etc/passwd: {read:?}"
+            )))
         }
         "sockets" => {
             use wasi::sockets::{instance_network, ip_name_lookup, network, tcp_create_socket};
-            let tcp = tcp_create_socket::create_tcp_socket(network::IpAddressFamily::Ipv4).map(|_| ());
-            let dns = ip_name_lookup::resolve_addresses(&instance_network::instance_network(), "localhost")
-                .map(|_| ());
+            let tcp =
+                tcp_create_socket::create_tcp_socket(network::IpAddressFamily::Ipv4).map(|_| ());
+            let dns = ip_name_lookup::resolve_addresses(
+                &instance_network::instance_network(),
+                "localhost",
+            )
+            .map(|_| ());
             Err(report(format!("tcp: {tcp:?}; dns: {dns:?}")))
         }
         "environment" => {
             let vars: Vec<String> = std::env::vars().map(|(k, _)| k).collect();
             let args: Vec<String> = std::env::args().collect();
-            Err(report(format!("env: {} vars {vars:?}; args: {args:?}", vars.len())))
+            Err(report(format!(
+                "env: {} vars {vars:?}; args: {args:?}",
+                vars.len()
+            )))
         }
-        "settings" => Err(report(format!("settings: {:?}; secrets: {:?}", account.settings, account.secrets))),
+        "settings" => Err(report(format!(
+            "settings: {:?}; secrets: {:?}",
+            account.settings, account.secrets
+        ))),
         "secret-plain" => {
-            let conn = Connection::open(&host, port, Security::Plain).map_err(|e| report(format!("open: {e:?}")))?;
+            let conn = Connection::open(&host, port, Security::Plain)
+                .map_err(|e| report(format!("open: {e:?}")))?;
             Err(report(format!("echo: {}", echo_secret(&conn, "password"))))
         }
         "secret-starttls" => {
-            let conn = Connection::open(&host, port, Security::Plain).map_err(|e| report(format!("open: {e:?}")))?;
-            conn.write(b"STARTTLS\r\n").map_err(|e| report(format!("write: {e:?}")))?;
+            let conn = Connection::open(&host, port, Security::Plain)
+                .map_err(|e| report(format!("open: {e:?}")))?;
+            conn.write(b"STARTTLS\r\n")
+                .map_err(|e| report(format!("write: {e:?}")))?;
             let ok = read_line(&conn);
-            conn.start_tls().map_err(|e| report(format!("starttls after {ok:?}: {e:?}")))?;
+            conn.start_tls()
+                .map_err(|e| report(format!("starttls after {ok:?}: {e:?}")))?;
             Err(report(format!("echo: {}", echo_secret(&conn, "password"))))
         }
         "secret-unknown" => {
-            let conn = Connection::open(&host, port, Security::Tls).map_err(|e| report(format!("open: {e:?}")))?;
-            Err(report(format!("echo: {}", echo_secret(&conn, "no_such_secret"))))
+            let conn = Connection::open(&host, port, Security::Tls)
+                .map_err(|e| report(format!("open: {e:?}")))?;
+            Err(report(format!(
+                "echo: {}",
+                echo_secret(&conn, "no_such_secret")
+            )))
         }
         "secret-http" => match http_get(&format!("{host}:{port}"), "/echo") {
             Ok(text) => Err(report(format!("http echo: {text}"))),
@@ -184,10 +213,12 @@ fn attack(account: &Account) -> Result<(), ProviderError> {
                 }
             }
         }
-        other => Err(ProviderError::BadConfig(mailroom::provider::types::ConfigError {
-            field: "attack".into(),
-            why: format!("unknown attack `{other}`"),
-        })),
+        other => Err(ProviderError::BadConfig(
+            mailroom::provider::types::ConfigError {
+                field: "attack".into(),
+                why: format!("unknown attack `{other}`"),
+            },
+        )),
     }
 }
 

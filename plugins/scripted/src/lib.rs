@@ -177,10 +177,12 @@ impl Script {
 impl Failure {
     fn parse(spec: &str) -> Result<Self, ProviderError> {
         let mut parts = spec.split(':');
-        let page = parts
-            .next()
-            .and_then(|p| p.parse().ok())
-            .ok_or_else(|| bad_config("fail", format!("`{spec}` does not start with a page number")))?;
+        let page = parts.next().and_then(|p| p.parse().ok()).ok_or_else(|| {
+            bad_config(
+                "fail",
+                format!("`{spec}` does not start with a page number"),
+            )
+        })?;
         let kind = parts
             .next()
             .ok_or_else(|| bad_config("fail", format!("`{spec}` names no failure")))?
@@ -282,9 +284,20 @@ impl GuestSession for ScriptedSession {
             ((cursor.top..end).collect::<Vec<_>>(), next)
         } else {
             let low = (cursor.next - s.page_size + 1).max(0);
-            let indices: Vec<i64> = (low..=cursor.next).rev().filter(|&i| in_window(i)).collect();
-            let next = if low == 0 || !in_window(low - 1) { -1 } else { low - 1 };
-            let next = Cursor { next, page, ..cursor };
+            let indices: Vec<i64> = (low..=cursor.next)
+                .rev()
+                .filter(|&i| in_window(i))
+                .collect();
+            let next = if low == 0 || !in_window(low - 1) {
+                -1
+            } else {
+                low - 1
+            };
+            let next = Cursor {
+                next,
+                page,
+                ..cursor
+            };
             (indices, next)
         };
         let (bad, good): (Vec<i64>, Vec<i64>) = indices
@@ -293,7 +306,10 @@ impl GuestSession for ScriptedSession {
             .partition(|i| s.bad.contains(i));
         let total = (0..s.messages).filter(|&i| in_window(i)).count() as u64;
         let done = (next_cursor.top - 1 - next_cursor.next).max(0) as u64;
-        log::write(Level::Debug, &format!("page {page}: {} messages", good.len()));
+        log::write(
+            Level::Debug,
+            &format!("page {page}: {} messages", good.len()),
+        );
         Ok(Page {
             messages: good.iter().map(|&i| s.message(i)).collect(),
             deletions: vec![],
@@ -336,7 +352,11 @@ impl Guest for Scripted {
                 .into(),
             description: "A mailbox described by its settings, for tests and benchmarks".into(),
             fields: vec![
-                field("messages", "Messages", "How many messages the mailbox holds"),
+                field(
+                    "messages",
+                    "Messages",
+                    "How many messages the mailbox holds",
+                ),
                 field("page_size", "Page size", "Messages per page"),
                 field("span_days", "Span (days)", "How far back the mail goes"),
                 field("now", "Now", "Unix time of the newest message"),
@@ -372,7 +392,11 @@ impl Guest for Scripted {
         if message.recipients.is_empty() {
             return Err(bad_config("recipients", "name at least one recipient"));
         }
-        Ok(Some(format!("sent:{}:{}", script.address, message.raw.len())))
+        Ok(Some(format!(
+            "sent:{}:{}",
+            script.address,
+            message.raw.len()
+        )))
     }
 }
 

@@ -60,9 +60,12 @@ impl TestCa {
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         let ca = CertifiedIssuer::self_signed(ca_params, ca_key).expect("CA certificate");
         let server_key = KeyPair::generate().expect("server key");
-        let server_params = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-            .expect("server params");
-        let server = server_params.signed_by(&server_key, &ca).expect("server certificate");
+        let server_params =
+            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+                .expect("server params");
+        let server = server_params
+            .signed_by(&server_key, &ca)
+            .expect("server certificate");
 
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::write(dir.path().join("ca.pem"), ca.pem()).expect("writing ca.pem");
@@ -126,7 +129,11 @@ impl EchoServer {
                 });
             }
         });
-        EchoServer { port, received, task }
+        EchoServer {
+            port,
+            received,
+            task,
+        }
     }
 
     /// Every line or request head the peer received, as sent on the wire.
@@ -141,9 +148,16 @@ impl Drop for EchoServer {
     }
 }
 
-async fn serve(tcp: TcpStream, acceptor: TlsAcceptor, mode: Mode, log: Arc<Mutex<Vec<String>>>) -> std::io::Result<()> {
+async fn serve(
+    tcp: TcpStream,
+    acceptor: TlsAcceptor,
+    mode: Mode,
+    log: Arc<Mutex<Vec<String>>>,
+) -> std::io::Result<()> {
     match mode {
-        Mode::Tls => echo_lines(acceptor.accept(tcp).await?, &log).await.map(|_| ()),
+        Mode::Tls => echo_lines(acceptor.accept(tcp).await?, &log)
+            .await
+            .map(|_| ()),
         Mode::Https => http_echo(acceptor.accept(tcp).await?, &log).await,
         Mode::Plain => {
             if let Some(tcp) = echo_lines(tcp, &log).await? {
@@ -155,7 +169,10 @@ async fn serve(tcp: TcpStream, acceptor: TlsAcceptor, mode: Mode, log: Arc<Mutex
 }
 
 /// Echo lines until EOF; on `STARTTLS`, answer `OK` and hand the stream back.
-async fn echo_lines<S: AsyncRead + AsyncWrite + Unpin>(stream: S, log: &Mutex<Vec<String>>) -> std::io::Result<Option<S>> {
+async fn echo_lines<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    log: &Mutex<Vec<String>>,
+) -> std::io::Result<Option<S>> {
     let mut reader = BufReader::new(stream);
     loop {
         let mut line = String::new();
@@ -175,7 +192,10 @@ async fn echo_lines<S: AsyncRead + AsyncWrite + Unpin>(stream: S, log: &Mutex<Ve
 
 /// Answer one HTTP request: the request head as the body, and the
 /// `Authorization` header reflected in `x-echo-authorization`.
-async fn http_echo<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, log: &Mutex<Vec<String>>) -> std::io::Result<()> {
+async fn http_echo<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    log: &Mutex<Vec<String>>,
+) -> std::io::Result<()> {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") && head.len() < 65536 {
@@ -190,7 +210,10 @@ async fn http_echo<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, log: &Mutex
     }
     let auth = head
         .lines()
-        .find_map(|l| l.strip_prefix("authorization: ").or_else(|| l.strip_prefix("Authorization: ")))
+        .find_map(|l| {
+            l.strip_prefix("authorization: ")
+                .or_else(|| l.strip_prefix("Authorization: "))
+        })
         .unwrap_or("")
         .to_string();
     let response = format!(

@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use mailroom_runtime::{AccountInput, Limits, OperatorGrant, Plugin, Runtime, RuntimeConfig, Secrets, Window};
+use mailroom_runtime::{
+    AccountInput, Limits, OperatorGrant, Plugin, Runtime, RuntimeConfig, Secrets, Window,
+};
 use mailroom_test_support::plugin_bytes;
 
 /// A compiled-component cache shared by all tests, so each plugin is compiled once.
@@ -23,7 +25,10 @@ pub fn runtime(limits: Limits, extra_ca: Option<PathBuf>) -> Arc<Runtime> {
 }
 
 pub async fn load(runtime: &Arc<Runtime>, name: &str) -> Arc<Plugin> {
-    runtime.load(&plugin_bytes(name)).await.expect("plugin loads")
+    runtime
+        .load(&plugin_bytes(name))
+        .await
+        .expect("plugin loads")
 }
 
 pub fn account(settings: &[(&str, &str)], secrets: Secrets) -> AccountInput {
@@ -39,13 +44,19 @@ pub fn account(settings: &[(&str, &str)], secrets: Secrets) -> AccountInput {
 }
 
 pub fn window() -> Window {
-    Window { since: 0, skip: vec![] }
+    Window {
+        since: 0,
+        skip: vec![],
+    }
 }
 
 /// Sync a whole scripted mailbox of `n` messages and return how many came back.
 pub async fn scripted_sync(runtime: &Arc<Runtime>, scripted: &Plugin, n: usize) -> usize {
     let n = n.to_string();
-    let account = account(&[("messages", &n), ("page_size", "7"), ("span_days", "30")], Secrets::new());
+    let account = account(
+        &[("messages", &n), ("page_size", "7"), ("span_days", "30")],
+        Secrets::new(),
+    );
     let mut run = runtime
         .start(scripted, &account, &OperatorGrant::all_declared())
         .await
@@ -55,7 +66,10 @@ pub async fn scripted_sync(runtime: &Arc<Runtime>, scripted: &Plugin, n: usize) 
     let mut cursor = None;
     let mut count = 0;
     loop {
-        let page = run.sync(cursor.as_deref(), &window()).await.expect("scripted page");
+        let page = run
+            .sync(cursor.as_deref(), &window())
+            .await
+            .expect("scripted page");
         count += page.messages.len();
         cursor = Some(page.cursor);
         if !page.more {
