@@ -55,6 +55,31 @@ fn reported(err: CallError) -> String {
     }
 }
 
+/// Run one attack against a fresh loopback echo peer at `host`, with the
+/// test CA trusted or not; the plugin's report and the peer (to see what it got).
+async fn attack_peer(
+    mode: Mode,
+    name: &str,
+    host: &str,
+    trusted: bool,
+    grant: OperatorGrant,
+    limits: Limits,
+) -> (String, EchoServer) {
+    let ca = TestCa::new();
+    let server = EchoServer::start(&ca, mode).await;
+    let port = server.port.to_string();
+    let settings = [
+        ("attack", name),
+        ("target_host", host),
+        ("target_port", port.as_str()),
+    ];
+    let trusted = trusted.then_some(&ca);
+    (
+        reported(attack(limits, trusted, &settings, grant).await),
+        server,
+    )
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_infinite_loop_times_out_while_another_plugin_keeps_syncing() {
     let limits = Limits {
@@ -166,23 +191,16 @@ async fn http_to_an_undeclared_host_is_denied() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_declared_name_that_resolves_to_loopback_is_denied_unless_granted() {
-    let ca = TestCa::new();
-    let server = EchoServer::start(&ca, Mode::Tls).await;
-    let port = server.port.to_string();
-    let settings = [
-        ("attack", "private"),
-        ("target_host", "localhost"),
-        ("target_port", port.as_str()),
-    ];
-    let text = reported(
-        attack(
-            Limits::default(),
-            Some(&ca),
-            &settings,
-            OperatorGrant::all_declared(),
-        )
-        .await,
-    );
+    let public_only = OperatorGrant::all_declared();
+    let (text, _) = attack_peer(
+        Mode::Tls,
+        "private",
+        "localhost",
+        true,
+        public_only,
+        Limits::default(),
+    )
+    .await;
     assert!(
         text.contains("Denied") && text.contains("a loopback address"),
         "{text}"
@@ -190,7 +208,15 @@ async fn a_declared_name_that_resolves_to_loopback_is_denied_unless_granted() {
     assert!(text.contains("a grant of the private network"), "{text}");
 
     // With the operator's grant of 127.0.0.0/8 the same plugin gets through.
-    let text = reported(attack(Limits::default(), Some(&ca), &settings, loopback(false)).await);
+    let (text, _) = attack_peer(
+        Mode::Tls,
+        "private",
+        "localhost",
+        true,
+        loopback(false),
+        Limits::default(),
+    )
+    .await;
     assert_eq!(text, "connected to a private address");
 }
 
@@ -297,15 +323,15 @@ async fn a_secret_is_never_among_the_settings_a_plugin_gets() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_secret_is_not_written_in_clear_without_the_operators_consent() {
-    let ca = TestCa::new();
-    let server = EchoServer::start(&ca, Mode::Plain).await;
-    let port = server.port.to_string();
-    let settings = [
-        ("attack", "secret-plain"),
-        ("target_host", "127.0.0.1"),
-        ("target_port", port.as_str()),
-    ];
-    let text = reported(attack(Limits::default(), Some(&ca), &settings, loopback(false)).await);
+    let (text, server) = attack_peer(
+        Mode::Plain,
+        "secret-plain",
+        "127.0.0.1",
+        true,
+        loopback(false),
+        Limits::default(),
+    )
+    .await;
     assert!(
         text.contains("write-secret refused") && text.contains("not encrypted"),
         "{text}"
@@ -315,15 +341,15 @@ async fn a_secret_is_not_written_in_clear_without_the_operators_consent() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_echoed_secret_comes_back_blanked() {
-    let ca = TestCa::new();
-    let server = EchoServer::start(&ca, Mode::Plain).await;
-    let port = server.port.to_string();
-    let settings = [
-        ("attack", "secret-plain"),
-        ("target_host", "127.0.0.1"),
-        ("target_port", port.as_str()),
-    ];
-    let text = reported(attack(Limits::default(), Some(&ca), &settings, loopback(true)).await);
+    let (text, server) = attack_peer(
+        Mode::Plain,
+        "secret-plain",
+        "127.0.0.1",
+        true,
+        loopback(true),
+        Limits::default(),
+    )
+    .await;
     let stars = "*".repeat(PASSWORD.len());
     assert_eq!(text, format!("echo: ECHO {stars}\r\n"));
     // The server did get the real password: the plugin used it without reading it.
@@ -332,15 +358,15 @@ async fn an_echoed_secret_comes_back_blanked() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn starttls_upgrades_with_the_extra_ca_and_the_secret_stays_hidden() {
-    let ca = TestCa::new();
-    let server = EchoServer::start(&ca, Mode::Plain).await;
-    let port = server.port.to_string();
-    let settings = [
-        ("attack", "secret-starttls"),
-        ("target_host", "localhost"),
-        ("target_port", port.as_str()),
-    ];
-    let text = reported(attack(Limits::default(), Some(&ca), &settings, loopback(false)).await);
+    let (text, server) = attack_peer(
+        Mode::Plain,
+        "secret-starttls",
+        "localhost",
+        true,
+        loopback(false),
+        Limits::default(),
+    )
+    .await;
     assert_eq!(
         text,
         format!("echo: ECHO {}\r\n", "*".repeat(PASSWORD.len()))
@@ -353,16 +379,16 @@ async fn starttls_upgrades_with_the_extra_ca_and_the_secret_stays_hidden() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn tls_to_a_server_the_host_does_not_trust_fails() {
-    let ca = TestCa::new();
-    let server = EchoServer::start(&ca, Mode::Tls).await;
-    let port = server.port.to_string();
     // No extra CA: the test CA is not trusted.
-    let settings = [
-        ("attack", "private"),
-        ("target_host", "localhost"),
-        ("target_port", port.as_str()),
-    ];
-    let text = reported(attack(Limits::default(), None, &settings, loopback(false)).await);
+    let (text, _) = attack_peer(
+        Mode::Tls,
+        "private",
+        "localhost",
+        false,
+        loopback(false),
+        Limits::default(),
+    )
+    .await;
     assert!(
         text.contains("Tls(") && text.contains("UnknownIssuer"),
         "{text}"
@@ -371,29 +397,29 @@ async fn tls_to_a_server_the_host_does_not_trust_fails() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unknown_secret_name_is_refused() {
-    let ca = TestCa::new();
-    let server = EchoServer::start(&ca, Mode::Tls).await;
-    let port = server.port.to_string();
-    let settings = [
-        ("attack", "secret-unknown"),
-        ("target_host", "localhost"),
-        ("target_port", port.as_str()),
-    ];
-    let text = reported(attack(Limits::default(), Some(&ca), &settings, loopback(false)).await);
+    let (text, _) = attack_peer(
+        Mode::Tls,
+        "secret-unknown",
+        "localhost",
+        true,
+        loopback(false),
+        Limits::default(),
+    )
+    .await;
     assert!(text.contains("UnknownSecret(\"no_such_secret\")"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_host_attaches_the_http_credential_and_blanks_its_echo() {
-    let ca = TestCa::new();
-    let server = EchoServer::start(&ca, Mode::Https).await;
-    let port = server.port.to_string();
-    let settings = [
-        ("attack", "secret-http"),
-        ("target_host", "localhost"),
-        ("target_port", port.as_str()),
-    ];
-    let text = reported(attack(Limits::default(), Some(&ca), &settings, loopback(false)).await);
+    let (text, server) = attack_peer(
+        Mode::Https,
+        "secret-http",
+        "localhost",
+        true,
+        loopback(false),
+        Limits::default(),
+    )
+    .await;
     let stars = "*".repeat(TOKEN.len());
     assert!(!text.contains(TOKEN), "{text}");
     assert!(
@@ -413,18 +439,18 @@ async fn the_host_attaches_the_http_credential_and_blanks_its_echo() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn open_connections_are_capped() {
-    let ca = TestCa::new();
-    let server = EchoServer::start(&ca, Mode::Tls).await;
-    let port = server.port.to_string();
     let limits = Limits {
         connections: 3,
         ..Limits::default()
     };
-    let settings = [
-        ("attack", "connections"),
-        ("target_host", "localhost"),
-        ("target_port", port.as_str()),
-    ];
-    let text = reported(attack(limits, Some(&ca), &settings, loopback(false)).await);
+    let (text, _) = attack_peer(
+        Mode::Tls,
+        "connections",
+        "localhost",
+        true,
+        loopback(false),
+        limits,
+    )
+    .await;
     assert_eq!(text, "opened 3; then NetError::TooManyConnections");
 }
