@@ -94,7 +94,11 @@ impl Runtime {
             .max_memories_per_component(2)
             .max_tables_per_component(8)
             .max_memory_size(limits.memory_bytes.next_multiple_of(64 << 10))
-            .linear_memory_keep_resident(64 << 10);
+            .linear_memory_keep_resident(8 << 20)
+            .table_keep_resident(64 << 10)
+            .async_stack_keep_resident(256 << 10)
+            .decommit_batch_size(16)
+            .pagemap_scan(wasmtime::Enabled::Auto);
         let mut wasm = Config::new();
         wasm.wasm_component_model(true)
             .epoch_interruption(true)

@@ -125,7 +125,10 @@ impl Script {
             address: account.address.clone(),
             messages,
             page_size,
-            now: number(account, "now", wall_clock())?,
+            now: match setting(account, "now") {
+                None | Some("") => wall_clock(),
+                Some(_) => number(account, "now", 0)?,
+            },
             span: number(account, "span_days", 400)?.max(1) * DAY,
             contacts,
             failures,
@@ -165,6 +168,9 @@ impl Script {
     }
 
     fn injected(&self, page: u64) -> Option<ProviderError> {
+        if self.failures.is_empty() {
+            return None;
+        }
         let now = wall_clock();
         let failure = self
             .failures
