@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::{Context, bail};
 use clap::Subcommand;
 use mailroom_runtime::{
-    AccountInput, OperatorGrant, Plugin, PluginDescription, Secret, Secrets, Window,
+    AccountInput, Credential, OperatorGrant, Plugin, PluginDescription, Secret, Secrets, Window,
 };
 
 use crate::home::Home;
@@ -254,10 +254,19 @@ pub fn describe_json(d: &PluginDescription) -> serde_json::Value {
         })).collect::<Vec<_>>(),
         "endpoints": d.endpoints.iter().map(|e| serde_json::json!({
             "template": e.template, "purpose": e.purpose,
-            "credential": e.credential.as_ref().map(|c| format!("{c:?}")),
+            "credential": e.credential.as_ref().map(credential_json),
         })).collect::<Vec<_>>(),
         "imports": d.imports,
     })
+}
+
+fn credential_json(c: &Credential) -> serde_json::Value {
+    match c {
+        Credential::Bearer(secret) => serde_json::json!({"kind": "bearer", "secret_field": secret}),
+        Credential::Basic(b) => serde_json::json!({
+            "kind": "basic", "user_field": b.user_field, "secret_field": b.secret_field,
+        }),
+    }
 }
 
 fn pairs(items: &[String], flag: &str) -> anyhow::Result<BTreeMap<String, String>> {

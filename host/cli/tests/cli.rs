@@ -54,7 +54,7 @@ fn check_describes_a_plugin() {
         "{json}"
     );
     assert!(
-        json.contains(r#""credential": "Credential::Bearer(\"token\")""#),
+        json.contains(r#""kind": "bearer""#) && json.contains(r#""secret_field": "token""#),
         "{json}"
     );
 }

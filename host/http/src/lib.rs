@@ -19,7 +19,7 @@ use bytes::Bytes;
 use http::header::{AUTHORIZATION, HeaderValue};
 use http_body::Frame;
 use http_body_util::BodyExt;
-use mailroom_net::{Audit, ConnectError, TlsConfig, connect};
+use mailroom_net::{Audit, ConnectError, ConnectionBudget, ConnectionPermit, TlsConfig, connect};
 use mailroom_policy::{AccountPolicy, Endpoint, Redactor, Scheme, Secret};
 use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
@@ -37,6 +37,7 @@ type SendFuture = Box<
 >;
 
 /// The HTTP side of one run: one plugin, one account.
+#[derive(Clone)]
 pub struct HttpHooks {
     policy: Arc<AccountPolicy>,
     /// `Authorization` values by declared-endpoint index.
@@ -44,18 +45,21 @@ pub struct HttpHooks {
     redactor: Redactor,
     tls: TlsConfig,
     audit: Audit,
+    budget: ConnectionBudget,
 }
 
 impl HttpHooks {
     /// Hooks for a run. `credentials[i]` is the `Authorization` header value
     /// for requests to the plugin's `i`-th declared endpoint, if any;
-    /// `redactor` blanks the account's secrets out of responses.
+    /// `redactor` blanks the account's secrets out of responses; each
+    /// request holds one share of `budget` until its response body is dropped.
     pub fn new(
         policy: Arc<AccountPolicy>,
         credentials: Arc<Vec<Option<Secret>>>,
         redactor: Redactor,
         tls: TlsConfig,
         audit: Audit,
+        budget: ConnectionBudget,
     ) -> Self {
         HttpHooks {
             policy,
@@ -63,6 +67,7 @@ impl HttpHooks {
             redactor,
             tls,
             audit,
+            budget,
         }
     }
 }
@@ -87,106 +92,107 @@ impl WasiHttpHooks for HttpHooks {
         _options: Option<RequestOptions>,
         _fut: Box<dyn Future<Output = Result<(), Error>> + Send>,
     ) -> SendFuture {
-        let policy = self.policy.clone();
-        let credentials = self.credentials.clone();
-        let redactor = self.redactor.clone();
-        let tls = self.tls.clone();
-        let audit = self.audit.clone();
-        Box::new(async move { send(request, &policy, &credentials, redactor, &tls, &audit).await })
+        let hooks = self.clone();
+        Box::new(async move { hooks.send(request).await })
     }
 }
 
-async fn send(
-    mut request: http::Request<WasiBody>,
-    policy: &AccountPolicy,
-    credentials: &[Option<Secret>],
-    redactor: Redactor,
-    tls: &TlsConfig,
-    audit: &Audit,
-) -> Result<
-    (
-        http::Response<WasiBody>,
-        Box<dyn Future<Output = Result<(), Error>> + Send>,
-    ),
-    Error,
-> {
-    let uri = request.uri().clone();
-    let scheme = match uri.scheme_str() {
-        Some("https") => Scheme::Https,
-        Some("http") => Scheme::Http,
-        _ => return Err(Error::HttpProtocolError),
-    };
-    let host = uri.host().ok_or(Error::HttpRequestUriInvalid)?;
-    let port = uri
-        .port_u16()
-        .unwrap_or(if scheme == Scheme::Https { 443 } else { 80 });
-    let endpoint = Endpoint::new(scheme, host, port).map_err(|_| Error::HttpRequestUriInvalid)?;
-    let index = policy.check_endpoint(&endpoint).map_err(|denial| {
-        audit.denied(&denial);
-        Error::HttpRequestDenied
-    })?;
-    let tcp = connect(policy, &endpoint, audit)
-        .await
-        .map_err(|e| match e {
-            ConnectError::Denied(_) => Error::DestinationIpProhibited,
-            ConnectError::NameNotFound { .. } => Error::DnsError {
-                rcode: Some("NXDOMAIN".into()),
-                info_code: None,
-            },
-            ConnectError::Connection { .. } => Error::ConnectionRefused,
-        })?;
-    let io: Box<dyn Stream> = if scheme == Scheme::Https {
-        let name = rustls_name(&endpoint.host)?;
-        let stream = tls
-            .connector()
-            .connect(name, tcp)
-            .await
-            .map_err(|_| Error::TlsCertificateError)?;
-        Box::new(stream)
-    } else {
-        Box::new(tcp)
-    };
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
-        .await
-        .map_err(Error::from)?;
-    tokio::spawn(async move {
-        if let Err(e) = conn.await {
-            tracing::debug!("plugin HTTP connection ended: {e}");
-        }
-    });
+type Sent = (
+    http::Response<WasiBody>,
+    Box<dyn Future<Output = Result<(), Error>> + Send>,
+);
 
-    // Origin-form on the wire; the host's credential replaces any the plugin set.
-    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    *request.uri_mut() = path.parse().map_err(|_| Error::HttpRequestUriInvalid)?;
-    if let Some(Some(credential)) = credentials.get(index) {
-        let mut value =
-            HeaderValue::from_str(credential.expose()).map_err(|_| Error::HttpRequestDenied)?;
-        value.set_sensitive(true);
-        request.headers_mut().insert(AUTHORIZATION, value);
-    }
-    let response = sender.send_request(request).await.map_err(Error::from)?;
-    let (mut parts, body) = response.into_parts();
-    if !redactor.is_empty() {
-        for value in parts.headers.values_mut() {
-            let mut r = redactor.clone();
-            let mut scrubbed = r.feed(value.as_bytes());
-            scrubbed.extend(r.finish());
-            if scrubbed != value.as_bytes()
-                && let Ok(v) = HeaderValue::from_bytes(&scrubbed)
-            {
-                *value = v;
+impl HttpHooks {
+    /// Check, connect, attach the credential, send, and scrub the response.
+    async fn send(self, mut request: http::Request<WasiBody>) -> Result<Sent, Error> {
+        let HttpHooks {
+            policy,
+            credentials,
+            redactor,
+            tls,
+            audit,
+            budget,
+        } = self;
+        let permit = budget.take().ok_or(Error::ConnectionLimitReached)?;
+        let uri = request.uri().clone();
+        let scheme = match uri.scheme_str() {
+            Some("https") => Scheme::Https,
+            Some("http") => Scheme::Http,
+            _ => return Err(Error::HttpProtocolError),
+        };
+        let host = uri.host().ok_or(Error::HttpRequestUriInvalid)?;
+        let port = uri
+            .port_u16()
+            .unwrap_or(if scheme == Scheme::Https { 443 } else { 80 });
+        let endpoint =
+            Endpoint::new(scheme, host, port).map_err(|_| Error::HttpRequestUriInvalid)?;
+        let (tcp, index) = connect(&policy, &endpoint, &audit)
+            .await
+            .map_err(|e| match e {
+                ConnectError::Denied(d) if d.reason.contains("resolved to") => {
+                    Error::DestinationIpProhibited
+                }
+                ConnectError::Denied(_) => Error::HttpRequestDenied,
+                ConnectError::NameNotFound { .. } => Error::DnsError {
+                    rcode: Some("NXDOMAIN".into()),
+                    info_code: None,
+                },
+                ConnectError::Connection { .. } => Error::ConnectionRefused,
+            })?;
+        let io: Box<dyn Stream> = if scheme == Scheme::Https {
+            let name = rustls_name(&endpoint.host)?;
+            let stream = tls
+                .connector()
+                .connect(name, tcp)
+                .await
+                .map_err(|_| Error::TlsCertificateError)?;
+            Box::new(stream)
+        } else {
+            Box::new(tcp)
+        };
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+            .await
+            .map_err(Error::from)?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!("plugin HTTP connection ended: {e}");
+            }
+        });
+
+        // Origin-form on the wire; the host's credential replaces any the plugin set.
+        let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        *request.uri_mut() = path.parse().map_err(|_| Error::HttpRequestUriInvalid)?;
+        if let Some(Some(credential)) = credentials.get(index) {
+            let mut value =
+                HeaderValue::from_str(credential.expose()).map_err(|_| Error::HttpRequestDenied)?;
+            value.set_sensitive(true);
+            request.headers_mut().insert(AUTHORIZATION, value);
+        }
+        let response = sender.send_request(request).await.map_err(Error::from)?;
+        let (mut parts, body) = response.into_parts();
+        if !redactor.is_empty() {
+            for value in parts.headers.values_mut() {
+                let mut r = redactor.clone();
+                let mut scrubbed = r.feed(value.as_bytes());
+                scrubbed.extend(r.finish());
+                if scrubbed != value.as_bytes()
+                    && let Ok(v) = HeaderValue::from_bytes(&scrubbed)
+                {
+                    *value = v;
+                }
             }
         }
+        let body = Redacted {
+            inner: body.map_err(Error::from).boxed_unsync(),
+            redactor,
+            done: false,
+            _permit: permit,
+        };
+        Ok((
+            http::Response::from_parts(parts, body.boxed_unsync()),
+            Box::new(async { Ok(()) }),
+        ))
     }
-    let body = Redacted {
-        inner: body.map_err(Error::from).boxed_unsync(),
-        redactor,
-        done: false,
-    };
-    Ok((
-        http::Response::from_parts(parts, body.boxed_unsync()),
-        Box::new(async { Ok(()) }),
-    ))
 }
 
 trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static {}
@@ -197,11 +203,13 @@ fn rustls_name(host: &str) -> Result<rustls_pki_types::ServerName<'static>, Erro
         .map_err(|_| Error::HttpRequestUriInvalid)
 }
 
-/// A response body with the account's secrets blanked out.
+/// A response body with the account's secrets blanked out. It holds the
+/// request's share of the connection budget until the plugin drops it.
 struct Redacted {
     inner: WasiBody,
     redactor: Redactor,
     done: bool,
+    _permit: ConnectionPermit,
 }
 
 impl http_body::Body for Redacted {

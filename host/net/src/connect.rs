@@ -61,17 +61,18 @@ pub enum ConnectError {
 }
 
 /// Open a TCP connection to `endpoint` if the policy allows it, to an address
-/// the policy allows.
+/// the policy allows. Returns the stream and the index of the declared
+/// template that grants the endpoint.
 pub async fn connect(
     policy: &AccountPolicy,
     endpoint: &Endpoint,
     audit: &Audit,
-) -> Result<TcpStream, ConnectError> {
+) -> Result<(TcpStream, usize), ConnectError> {
     let deny = |denial: Denial| {
         audit.denied(&denial);
         ConnectError::Denied(denial)
     };
-    policy.check_endpoint(endpoint).map_err(deny)?;
+    let index = policy.check_endpoint(endpoint).map_err(deny)?;
     let addresses = resolve(endpoint).await?;
     let mut first_denial = None;
     let allowed: Vec<SocketAddr> = addresses
@@ -98,7 +99,7 @@ pub async fn connect(
         match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
             Ok(Ok(stream)) => {
                 let _ = stream.set_nodelay(true);
-                return Ok(stream);
+                return Ok((stream, index));
             }
             Ok(Err(e)) => last_error = format!("{addr}: {e}"),
             Err(_) => last_error = format!("{addr}: timed out"),

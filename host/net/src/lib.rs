@@ -11,12 +11,14 @@
 //! It must not decide what is granted (that is `mailroom-policy`) and must not
 //! know about plugins' exports (that is `mailroom-runtime`).
 
+mod budget;
 mod connect;
 mod stream;
 mod tls;
 
+pub use budget::{ConnectionBudget, ConnectionPermit};
 pub use connect::{Audit, ConnectError, connect};
-pub use stream::{Net, NetCtx, NetLimits, NetView, WasiNetView, add_to_linker};
+pub use stream::{Net, NetCtx, NetView, WasiNetView, add_to_linker};
 pub use tls::{TlsConfig, TlsError};
 
 pub use mailroom_policy::AccountPolicy;

@@ -10,18 +10,12 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
+use crate::budget::{ConnectionBudget, ConnectionPermit};
 use crate::connect::{Audit, ConnectError, connect};
 use crate::tls::TlsConfig;
 
 /// The largest single read handed to a plugin.
 const MAX_READ: usize = 256 * 1024;
-
-/// Limits on a plugin's connections within one run.
-#[derive(Debug, Clone, Copy)]
-pub struct NetLimits {
-    /// How many connections may be open at once.
-    pub max_connections: usize,
-}
 
 /// The network state of one run: one plugin, one account.
 pub struct NetCtx {
@@ -29,8 +23,7 @@ pub struct NetCtx {
     secrets: Arc<Secrets>,
     tls: TlsConfig,
     audit: Audit,
-    limits: NetLimits,
-    open: usize,
+    budget: ConnectionBudget,
 }
 
 impl NetCtx {
@@ -40,15 +33,14 @@ impl NetCtx {
         secrets: Arc<Secrets>,
         tls: TlsConfig,
         audit: Audit,
-        limits: NetLimits,
+        budget: ConnectionBudget,
     ) -> Self {
         NetCtx {
             policy,
             secrets,
             tls,
             audit,
-            limits,
-            open: 0,
+            budget,
         }
     }
 }
@@ -93,6 +85,7 @@ struct Conn {
     endpoint: Endpoint,
     redactor: Redactor,
     eof: bool,
+    _permit: ConnectionPermit,
 }
 
 fn own(r: Resource<Connection>) -> Resource<Conn> {
@@ -135,16 +128,14 @@ impl NetView<'_> {
         port: u16,
         security: Security,
     ) -> Result<Conn, NetError> {
-        if self.ctx.open >= self.ctx.limits.max_connections {
-            return Err(NetError::TooManyConnections);
-        }
+        let permit = self.ctx.budget.take().ok_or(NetError::TooManyConnections)?;
         let scheme = match security {
             Security::Tls => Scheme::Tls,
             Security::Plain => Scheme::Tcp,
         };
         let endpoint = Endpoint::new(scheme, &host, port)
             .map_err(|e| NetError::Denied(format!("{e}: not a host a grant can name")))?;
-        let tcp = connect(&self.ctx.policy, &endpoint, &self.ctx.audit).await?;
+        let (tcp, _) = connect(&self.ctx.policy, &endpoint, &self.ctx.audit).await?;
         let io = match security {
             Security::Tls => tls_handshake(self.ctx.tls.clone(), &endpoint.host, tcp).await?,
             Security::Plain => Io::Plain(tcp),
@@ -154,6 +145,7 @@ impl NetView<'_> {
             endpoint,
             redactor: Redactor::default(),
             eof: false,
+            _permit: permit,
         })
     }
 }
@@ -173,7 +165,6 @@ impl net::HostConnection for NetView<'_> {
         };
         tracing::debug!(endpoint = %conn.endpoint, "plugin connection opened");
         let handle = self.table.push(conn)?;
-        self.ctx.open += 1;
         Ok(Ok(Resource::new_own(handle.rep())))
     }
 
@@ -286,7 +277,6 @@ impl net::HostConnection for NetView<'_> {
 
     async fn drop(&mut self, this: Resource<Connection>) -> wasmtime::Result<()> {
         let mut conn = self.table.delete(own(this))?;
-        self.ctx.open = self.ctx.open.saturating_sub(1);
         match &mut conn.io {
             Io::Plain(s) => {
                 let _ = s.shutdown().await;

@@ -35,9 +35,6 @@ pub enum LoadError {
     /// The engine could not be set up.
     #[error("runtime setup: {0}")]
     Engine(String),
-    /// A file could not be read.
-    #[error("{0}")]
-    Io(String),
 }
 
 /// Why a call into a plugin failed.

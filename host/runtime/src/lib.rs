@@ -30,8 +30,8 @@ pub use registry::Registry;
 pub use run::{AccountInput, Run};
 
 pub use mailroom_contract::v1::provider::{
-    Deletion, Field, Message, MessageFailure, Outgoing, Page, PluginInfo, Progress, ProviderError,
-    Window,
+    Credential, Deletion, Field, Message, MessageFailure, Outgoing, Page, PluginInfo, Progress,
+    ProviderError, Window,
 };
 pub use mailroom_contract::{CONTRACT_V1, v1::types::ConfigError};
 pub use mailroom_net::Audit;

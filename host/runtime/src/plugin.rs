@@ -64,7 +64,8 @@ impl Plugin {
 
 impl Runtime {
     /// Compile (or fetch from the cache), check and describe a plugin file.
-    /// Blocking: compilation can take a while, so call it off the hot path.
+    /// Compiling runs on the calling thread and can take a while: callers on
+    /// a hot path go through [`crate::Registry::install`], which moves it aside.
     pub async fn load(self: &Arc<Self>, bytes: &[u8]) -> Result<Arc<Plugin>, LoadError> {
         let (component, digest) = self.compile(bytes)?;
         let (contract, imports) = self.inspect(&component)?;
@@ -170,7 +171,7 @@ impl Runtime {
             endpoints: Some(vec![]),
             ..OperatorGrant::default()
         };
-        let mut run = Run::start_checked(self, plugin, &account, &grant)
+        let mut run = Run::new(self, plugin, &account, &grant)
             .await
             .map_err(|e| LoadError::InfoFailed(e.to_string()))?;
         run.info()

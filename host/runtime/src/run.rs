@@ -10,7 +10,7 @@ use mailroom_contract::v1::provider::{
 };
 use mailroom_contract::v1::types::ConfigError;
 use mailroom_http::{HttpHooks, basic_credential, bearer_credential};
-use mailroom_net::{Audit, NetCtx, NetLimits};
+use mailroom_net::{Audit, ConnectionBudget, NetCtx};
 use mailroom_policy::{AccountPolicy, Denial, EndpointError, OperatorGrant, Secret, Secrets};
 use tracing::Instrument;
 use wasmtime::component::{ResourceAny, ResourceTable};
@@ -62,7 +62,7 @@ impl Runtime {
         account: &AccountInput,
         grant: &OperatorGrant,
     ) -> Result<Run, CallError> {
-        Run::start_checked(self, plugin, account, grant).await
+        Run::new(self, plugin, account, grant).await
     }
 }
 
@@ -79,7 +79,7 @@ fn bad_config(e: EndpointError) -> CallError {
 }
 
 impl Run {
-    pub(crate) async fn start_checked(
+    pub(crate) async fn new(
         runtime: &Arc<Runtime>,
         plugin: &Plugin,
         input: &AccountInput,
@@ -100,6 +100,7 @@ impl Run {
         let secrets = Arc::new(input.secrets.clone());
         let audit = Audit::default();
         let limits = runtime.limits;
+        let budget = ConnectionBudget::new(limits.connections);
         let stderr = Captured::new(CAPTURE_BYTES);
         let wasi = WasiCtxBuilder::new()
             .stdout(stderr.clone())
@@ -117,16 +118,9 @@ impl Run {
                 secrets.redactor(),
                 runtime.tls.clone(),
                 audit.clone(),
+                budget.clone(),
             ),
-            net: NetCtx::new(
-                policy,
-                secrets,
-                runtime.tls.clone(),
-                audit.clone(),
-                NetLimits {
-                    max_connections: limits.connections,
-                },
-            ),
+            net: NetCtx::new(policy, secrets, runtime.tls.clone(), audit.clone(), budget),
             table: ResourceTable::new(),
             limiter: MemoryLimiter {
                 max_bytes: limits.memory_bytes,

@@ -16,12 +16,19 @@ use mailroom_test_support::plugin_bytes;
 #[tokio::test(flavor = "multi_thread")]
 async fn a_new_version_swaps_in_while_a_run_on_the_old_one_finishes() {
     let registry = Registry::new(common::runtime(Limits::default(), None));
+    // Compile 1.1.0 into the cache first, so that installing it below is quick
+    // next to the slow run it must overlap with.
+    registry
+        .runtime()
+        .load(&plugin_bytes("scripted-next"))
+        .await
+        .unwrap();
     let (v1, previous) = registry.install(plugin_bytes("scripted")).await.unwrap();
     assert!(previous.is_none());
     assert_eq!(v1.version(), "1.0.0");
 
     // A slow run starts on 1.0.0 …
-    let slow = account(&[("messages", "3"), ("delay_ms", "1500")], Secrets::new());
+    let slow = account(&[("messages", "3"), ("delay_ms", "3000")], Secrets::new());
     let plugin = registry.get("scripted").unwrap();
     let runtime = registry.runtime().clone();
     let in_flight = tokio::spawn(async move {

@@ -454,3 +454,24 @@ async fn open_connections_are_capped() {
     .await;
     assert_eq!(text, "opened 3; then NetError::TooManyConnections");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http_requests_count_against_the_same_connection_cap() {
+    let limits = Limits {
+        connections: 3,
+        ..Limits::default()
+    };
+    let (text, _) = attack_peer(
+        Mode::Https,
+        "http-connections",
+        "localhost",
+        true,
+        loopback(false),
+        limits,
+    )
+    .await;
+    assert_eq!(
+        text,
+        r#"held 3; refused ["ErrorCode::ConnectionLimitReached", "ErrorCode::ConnectionLimitReached"]"#
+    );
+}

@@ -72,7 +72,8 @@ fn echo_secret(conn: &Connection, secret: &str) -> String {
     }
 }
 
-fn http_get(authority: &str, path: &str) -> Result<String, String> {
+/// Send a GET and wait for the response head.
+fn http_send(authority: &str, path: &str) -> Result<wasi::http::types::IncomingResponse, String> {
     use wasi::http::outgoing_handler;
     use wasi::http::types::{Fields, OutgoingRequest, Scheme};
     let request = OutgoingRequest::new(Fields::new());
@@ -91,11 +92,16 @@ fn http_get(authority: &str, path: &str) -> Result<String, String> {
         .map_err(|()| "path")?;
     let future = outgoing_handler::handle(request, None).map_err(|e| format!("{e:?}"))?;
     future.subscribe().block();
-    let response = future
+    future
         .get()
         .ok_or("no response")?
         .map_err(|()| "response taken")?
-        .map_err(|e| format!("{e:?}"))?;
+        .map_err(|e| format!("{e:?}"))
+}
+
+/// Send a GET and read the whole response: headers, a blank line, the body.
+fn http_get(authority: &str, path: &str) -> Result<String, String> {
+    let response = http_send(authority, path)?;
     let body = response.consume().map_err(|()| "body")?;
     let stream = body.stream().map_err(|()| "stream")?;
     let mut out = Vec::new();
@@ -201,6 +207,14 @@ fn attack(account: &Account) -> Result<(), ProviderError> {
             Ok(text) => Err(report(format!("http echo: {text}"))),
             Err(e) => Err(report(format!("http: {e}"))),
         },
+        "http-connections" => {
+            let authority = format!("{host}:{port}");
+            let (held, refused): (Vec<_>, Vec<_>) = (0..5)
+                .map(|_| http_send(&authority, "/"))
+                .partition(Result::is_ok);
+            let refused: Vec<String> = refused.into_iter().filter_map(Result::err).collect();
+            Err(report(format!("held {}; refused {refused:?}", held.len())))
+        }
         "connections" => {
             let mut held = Vec::new();
             loop {
