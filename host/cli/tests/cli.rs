@@ -224,3 +224,65 @@ fn plugins_built_with_either_toolchain_behave_alike() {
         );
     }
 }
+
+#[test]
+fn serve_lists_the_installed_plugins() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::process::Stdio;
+
+    let home = tempfile::tempdir().unwrap();
+    let scripted = plugin("scripted");
+    assert!(
+        mailroom(
+            home.path(),
+            &["plugin", "install", scripted.to_str().unwrap()]
+        )
+        .status
+        .success()
+    );
+    /// Stops the server (by its PID) however the test ends.
+    struct Stop(std::process::Child);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut server = Command::new(env!("CARGO_BIN_EXE_mailroom"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("MAILROOM_HOME", home.path())
+        .env(
+            "MAILROOM_CACHE",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-cache"),
+        )
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("serve starts");
+    let stderr = server.stderr.take().unwrap();
+    let server = Stop(server);
+    let mut first = String::new();
+    BufReader::new(stderr).read_line(&mut first).unwrap();
+    let addr = first
+        .trim()
+        .strip_prefix("mailroom: serving on http://")
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+        .to_string();
+    let get = |path: &str| {
+        let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+        write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response
+    };
+    let health = get("/healthz");
+    let plugins = get("/api/plugins");
+    drop(server);
+    assert!(
+        health.starts_with("HTTP/1.0 200") && health.ends_with("ok"),
+        "{health}"
+    );
+    assert!(
+        plugins.contains(r#""name":"scripted""#) && plugins.contains(r#""version":"1.0.0""#),
+        "{plugins}"
+    );
+}
