@@ -9,7 +9,6 @@
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
-use std::path::PathBuf;
 use std::time::Instant;
 
 use mailroom_runtime::{AccountInput, OperatorGrant, Runtime, RuntimeConfig, Secrets};
@@ -47,9 +46,7 @@ fn settings() -> Vec<(String, String)> {
 
 #[tokio::main]
 async fn main() {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../build/plugins/scripted.wasm");
-    let bytes = std::fs::read(&path)
-        .unwrap_or_else(|e| panic!("{}: {e} (run scripts/build-plugins)", path.display()));
+    let bytes = mailroom_test_support::plugin_bytes("scripted");
     let cache = tempfile::tempdir().expect("temp dir");
     let config = RuntimeConfig {
         cache_dir: Some(cache.path().to_path_buf()),

@@ -129,10 +129,8 @@ impl HttpHooks {
         let (tcp, index) = connect(&policy, &endpoint, &audit)
             .await
             .map_err(|e| match e {
-                ConnectError::Denied(d) if d.reason.contains("resolved to") => {
-                    Error::DestinationIpProhibited
-                }
                 ConnectError::Denied(_) => Error::HttpRequestDenied,
+                ConnectError::AddressDenied(_) => Error::DestinationIpProhibited,
                 ConnectError::NameNotFound { .. } => Error::DnsError {
                     rcode: Some("NXDOMAIN".into()),
                     info_code: None,
@@ -140,12 +138,10 @@ impl HttpHooks {
                 ConnectError::Connection { .. } => Error::ConnectionRefused,
             })?;
         let io: Box<dyn Stream> = if scheme == Scheme::Https {
-            let name = rustls_name(&endpoint.host)?;
-            let stream = tls
-                .connector()
-                .connect(name, tcp)
-                .await
-                .map_err(|_| Error::TlsCertificateError)?;
+            let stream = tls.handshake(&endpoint.host, tcp).await.map_err(|e| {
+                tracing::debug!("plugin HTTPS handshake failed: {e}");
+                Error::TlsCertificateError
+            })?;
             Box::new(stream)
         } else {
             Box::new(tcp)
@@ -172,9 +168,7 @@ impl HttpHooks {
         let (mut parts, body) = response.into_parts();
         if !redactor.is_empty() {
             for value in parts.headers.values_mut() {
-                let mut r = redactor.clone();
-                let mut scrubbed = r.feed(value.as_bytes());
-                scrubbed.extend(r.finish());
+                let scrubbed = redactor.scrub(value.as_bytes());
                 if scrubbed != value.as_bytes()
                     && let Ok(v) = HeaderValue::from_bytes(&scrubbed)
                 {
@@ -197,11 +191,6 @@ impl HttpHooks {
 
 trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static {}
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static> Stream for T {}
-
-fn rustls_name(host: &str) -> Result<rustls_pki_types::ServerName<'static>, Error> {
-    rustls_pki_types::ServerName::try_from(host.to_string())
-        .map_err(|_| Error::HttpRequestUriInvalid)
-}
 
 /// A response body with the account's secrets blanked out. It holds the
 /// request's share of the connection budget until the plugin drops it.

@@ -39,9 +39,12 @@ impl Audit {
 /// Why a connect failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
-    /// The policy refused the endpoint or every address it resolved to.
+    /// The policy refused the endpoint (scheme, host name, port).
     #[error("{0}")]
     Denied(Denial),
+    /// The policy refused every address the endpoint's name resolved to.
+    #[error("{0}")]
+    AddressDenied(Denial),
     /// The name did not resolve.
     #[error("{host}: {why}")]
     NameNotFound {
@@ -68,11 +71,10 @@ pub async fn connect(
     endpoint: &Endpoint,
     audit: &Audit,
 ) -> Result<(TcpStream, usize), ConnectError> {
-    let deny = |denial: Denial| {
+    let index = policy.check_endpoint(endpoint).map_err(|denial| {
         audit.denied(&denial);
         ConnectError::Denied(denial)
-    };
-    let index = policy.check_endpoint(endpoint).map_err(deny)?;
+    })?;
     let addresses = resolve(endpoint).await?;
     let mut first_denial = None;
     let allowed: Vec<SocketAddr> = addresses
@@ -87,7 +89,10 @@ pub async fn connect(
         .collect();
     if allowed.is_empty() {
         return Err(match first_denial {
-            Some(denial) => deny(denial),
+            Some(denial) => {
+                audit.denied(&denial);
+                ConnectError::AddressDenied(denial)
+            }
             None => ConnectError::NameNotFound {
                 host: endpoint.host.clone(),
                 why: "no address".into(),

@@ -103,7 +103,9 @@ fn io_error(e: std::io::Error) -> NetError {
 impl From<ConnectError> for NetError {
     fn from(e: ConnectError) -> Self {
         match e {
-            ConnectError::Denied(d) => NetError::Denied(d.to_string()),
+            ConnectError::Denied(d) | ConnectError::AddressDenied(d) => {
+                NetError::Denied(d.to_string())
+            }
             ConnectError::NameNotFound { .. } => NetError::NameNotFound(e.to_string()),
             ConnectError::Connection { .. } => NetError::Connection(e.to_string()),
         }
@@ -111,13 +113,7 @@ impl From<ConnectError> for NetError {
 }
 
 async fn tls_handshake(tls: TlsConfig, host: &str, tcp: TcpStream) -> Result<Io, NetError> {
-    let name = rustls_pki_types::ServerName::try_from(host.to_string())
-        .map_err(|e| NetError::Tls(format!("{host}: {e}")))?;
-    let stream = tls
-        .connector()
-        .connect(name, tcp)
-        .await
-        .map_err(|e| NetError::Tls(format!("{host}: {e}")))?;
+    let stream = tls.handshake(host, tcp).await.map_err(NetError::Tls)?;
     Ok(Io::Tls(Box::new(stream)))
 }
 

@@ -5,9 +5,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use rustls::RootCertStore;
-use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName};
+use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
 
 /// A problem with the operator's extra CA file.
 #[derive(Debug, thiserror::Error)]
@@ -64,8 +66,16 @@ impl TlsConfig {
         })
     }
 
-    /// The connector for handshakes.
-    pub fn connector(&self) -> &TlsConnector {
-        &self.connector
+    /// The TLS handshake over `tcp`, verifying the certificate for `host`.
+    pub async fn handshake(
+        &self,
+        host: &str,
+        tcp: TcpStream,
+    ) -> Result<TlsStream<TcpStream>, String> {
+        let name = ServerName::try_from(host.to_string()).map_err(|e| format!("{host}: {e}"))?;
+        self.connector
+            .connect(name, tcp)
+            .await
+            .map_err(|e| format!("{host}: {e}"))
     }
 }

@@ -138,6 +138,13 @@ impl Redactor {
         self.patterns.is_empty()
     }
 
+    /// Blank the secrets out of one complete value (a header, a log line).
+    pub fn scrub(&self, value: &[u8]) -> Vec<u8> {
+        let mut data = value.to_vec();
+        self.blank(&mut data);
+        data
+    }
+
     /// Feed a chunk; get back what may be released now.
     pub fn feed(&mut self, chunk: &[u8]) -> Vec<u8> {
         if self.patterns.is_empty() {

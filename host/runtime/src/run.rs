@@ -66,13 +66,13 @@ impl Runtime {
     }
 }
 
+/// A setting that makes no valid endpoint, as the form shows it: the field, and what is wrong.
 fn bad_config(e: EndpointError) -> CallError {
-    let (field, why) = match &e {
-        EndpointError::MissingField { field } | EndpointError::BadValue { field, .. } => {
-            (field.clone(), e.to_string())
-        }
-        EndpointError::BadHost { .. } | EndpointError::BadTemplate { .. } => {
-            ("host".into(), e.to_string())
+    let (field, why) = match e {
+        EndpointError::MissingField { field } => (field, "is required".to_string()),
+        EndpointError::BadValue { field, why } => (field, why),
+        other @ (EndpointError::BadHost { .. } | EndpointError::BadTemplate { .. }) => {
+            ("host".to_string(), other.to_string())
         }
     };
     CallError::Provider(ProviderError::BadConfig(ConfigError { field, why }))

@@ -162,7 +162,7 @@ async fn a_setting_that_makes_no_valid_endpoint_is_a_bad_config_naming_the_field
         .expect("refused");
     assert_eq!(
         err.to_string(),
-        "target_host: `target_host`: `evil.example/x` is not a valid host name"
+        "target_host: `evil.example/x` is not a valid host name"
     );
     let err = runtime
         .start(

@@ -26,9 +26,21 @@ pub fn debian_plugin(name: &str) -> PathBuf {
     built("plugins-debian", name)
 }
 
+/// The repository root: the nearest directory above the working directory
+/// (a package root, under `cargo test`) that holds `wit/provider.wit`. Found
+/// at run time, because compiled paths go stale when one cargo target
+/// directory serves several checkouts.
+pub fn repo_root() -> PathBuf {
+    let cwd = std::env::current_dir().expect("a working directory");
+    cwd.ancestors()
+        .find(|dir| dir.join("wit/provider.wit").is_file())
+        .unwrap_or_else(|| panic!("no wit/provider.wit above {}", cwd.display()))
+        .to_path_buf()
+}
+
 fn built(dir: &str, name: &str) -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../build")
+    let path = repo_root()
+        .join("build")
         .join(dir)
         .join(format!("{name}.wasm"));
     assert!(

@@ -1,4 +1,5 @@
 //! Helpers shared by the runtime's integration tests.
+#![allow(dead_code, reason = "each test binary uses only some of these helpers")]
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
