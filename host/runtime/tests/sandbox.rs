@@ -475,3 +475,21 @@ async fn http_requests_count_against_the_same_connection_cap() {
         r#"held 3; refused ["ErrorCode::ConnectionLimitReached", "ErrorCode::ConnectionLimitReached"]"#
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_redirect_hop_is_checked_again() {
+    let (text, server) = attack_peer(
+        Mode::Https,
+        "http-redirect",
+        "localhost",
+        true,
+        loopback(false),
+        Limits::default(),
+    )
+    .await;
+    assert_eq!(
+        text,
+        "302 to https://undeclared.example.com/; then ErrorCode::HttpRequestDenied"
+    );
+    assert_eq!(server.received().len(), 1);
+}

@@ -207,6 +207,26 @@ fn attack(account: &Account) -> Result<(), ProviderError> {
             Ok(text) => Err(report(format!("http echo: {text}"))),
             Err(e) => Err(report(format!("http: {e}"))),
         },
+        "http-redirect" => {
+            // Follow a redirect the way an HTTP client would: a new request.
+            let response = http_send(&format!("{host}:{port}"), "/redirect").map_err(report)?;
+            let location = response
+                .headers()
+                .get("location")
+                .first()
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .unwrap_or_default();
+            let next = location
+                .trim_start_matches("https://")
+                .trim_end_matches('/');
+            match http_get(next, "/") {
+                Ok(_) => Err(report(format!("followed {location}"))),
+                Err(e) => Err(report(format!(
+                    "{} to {location}; then {e}",
+                    response.status()
+                ))),
+            }
+        }
         "http-connections" => {
             let authority = format!("{host}:{port}");
             let (held, refused): (Vec<_>, Vec<_>) = (0..5)

@@ -203,7 +203,8 @@ async fn echo_lines<S: AsyncRead + AsyncWrite + Unpin>(
 }
 
 /// Answer one HTTP request: the request head as the body, and the
-/// `Authorization` header reflected in `x-echo-authorization`.
+/// `Authorization` header reflected in `x-echo-authorization`; except
+/// `GET /redirect`, answered with a redirect to `https://undeclared.example.com/`.
 async fn http_echo<S: AsyncRead + AsyncWrite + Unpin>(
     mut stream: S,
     log: &Mutex<Vec<String>>,
@@ -228,6 +229,11 @@ async fn http_echo<S: AsyncRead + AsyncWrite + Unpin>(
         })
         .unwrap_or("")
         .to_string();
+    if head.starts_with("GET /redirect ") {
+        let response = "HTTP/1.1 302 Found\r\nlocation: https://undeclared.example.com/\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+        stream.write_all(response.as_bytes()).await?;
+        return stream.shutdown().await;
+    }
     let response = format!(
         "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nx-echo-authorization: {auth}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{head}",
         head.len()
