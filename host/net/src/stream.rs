@@ -84,6 +84,8 @@ struct Conn {
     io: Io,
     endpoint: Endpoint,
     redactor: Redactor,
+    /// Bytes already redacted but beyond what the last `read` asked for.
+    ready: Vec<u8>,
     eof: bool,
     _permit: ConnectionPermit,
 }
@@ -140,6 +142,7 @@ impl NetView<'_> {
             io,
             endpoint,
             redactor: Redactor::default(),
+            ready: Vec::new(),
             eof: false,
             _permit: permit,
         })
@@ -170,10 +173,15 @@ impl net::HostConnection for NetView<'_> {
         max: u32,
     ) -> wasmtime::Result<Result<Vec<u8>, NetError>> {
         let conn = self.table.get_mut(&borrow(&this))?;
-        let mut buf = vec![0u8; (max as usize).clamp(1, MAX_READ)];
+        let max = (max as usize).clamp(1, MAX_READ);
+        if !conn.ready.is_empty() {
+            return Ok(Ok(take_up_to(&mut conn.ready, max)));
+        }
+        let mut buf = vec![0u8; max];
         loop {
             if conn.eof {
-                return Ok(Ok(conn.redactor.finish()));
+                conn.ready = conn.redactor.finish();
+                return Ok(Ok(take_up_to(&mut conn.ready, max)));
             }
             let n = match &mut conn.io {
                 Io::Plain(s) => s.read(&mut buf).await,
@@ -188,9 +196,9 @@ impl net::HostConnection for NetView<'_> {
                 conn.eof = true;
                 continue;
             }
-            let out = conn.redactor.feed(&buf[..n]);
-            if !out.is_empty() {
-                return Ok(Ok(out));
+            conn.ready = conn.redactor.feed(&buf[..n]);
+            if !conn.ready.is_empty() {
+                return Ok(Ok(take_up_to(&mut conn.ready, max)));
             }
         }
     }
@@ -215,10 +223,8 @@ impl net::HostConnection for NetView<'_> {
         let Some(value) = self.ctx.secrets.get(&secret).cloned() else {
             return Ok(Err(NetError::UnknownSecret(secret)));
         };
-        let plaintext_ok = self.ctx.policy.plaintext_credentials();
-        let all_secrets = self.ctx.secrets.redactor();
         let conn = self.table.get_mut(&borrow(&this))?;
-        if matches!(conn.io, Io::Plain(_)) && !plaintext_ok {
+        if matches!(conn.io, Io::Plain(_)) && !self.ctx.policy.plaintext_credentials() {
             let denial = Denial {
                 attempted: format!("writing secret `{secret}` to {}", conn.endpoint),
                 reason: "the connection is not encrypted".into(),
@@ -236,7 +242,7 @@ impl net::HostConnection for NetView<'_> {
         .encode(&value);
         // From now on nothing read back from this connection may carry a secret.
         if conn.redactor.is_empty() {
-            conn.redactor = all_secrets;
+            conn.redactor = self.ctx.secrets.redactor();
         }
         conn.redactor.add(encoded.as_bytes().to_vec());
         let mut data = before;
@@ -284,6 +290,12 @@ impl net::HostConnection for NetView<'_> {
         }
         Ok(())
     }
+}
+
+/// The first `max` bytes of `ready`, leaving the rest there.
+fn take_up_to(ready: &mut Vec<u8>, max: usize) -> Vec<u8> {
+    let rest = ready.split_off(max.min(ready.len()));
+    std::mem::replace(ready, rest)
 }
 
 async fn write_all(io: &mut Io, data: &[u8]) -> Result<(), NetError> {

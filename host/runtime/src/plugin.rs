@@ -74,9 +74,11 @@ impl Runtime {
             .instantiate_pre(&component)
             .and_then(PluginPre::new)
             .map_err(|e| LoadError::Link(first_line(&e)))?;
-        let mut plugin = Plugin {
+        // Instantiate once, before anything is known of it but its exports,
+        // and ask it what it is.
+        let probe = Plugin {
             description: PluginDescription {
-                name: String::new(),
+                name: "(loading)".into(),
                 version: String::new(),
                 description: String::new(),
                 contract,
@@ -88,15 +90,23 @@ impl Runtime {
             templates: vec![],
             pre,
         };
-        let info = self.call_info(&plugin).await?;
-        plugin.templates = validate(&info)?;
-        let d = &mut plugin.description;
-        d.name = info.name;
-        d.version = info.version;
-        d.description = info.description;
-        d.fields = info.fields;
-        d.endpoints = info.endpoints;
-        Ok(Arc::new(plugin))
+        let info = self.call_info(&probe).await?;
+        let templates = validate(&info)?;
+        let Plugin {
+            description, pre, ..
+        } = probe;
+        Ok(Arc::new(Plugin {
+            description: PluginDescription {
+                name: info.name,
+                version: info.version,
+                description: info.description,
+                fields: info.fields,
+                endpoints: info.endpoints,
+                ..description
+            },
+            templates,
+            pre,
+        }))
     }
 
     /// Compile from bytes, with the on-disk cache when configured.
