@@ -7,7 +7,7 @@ mod common;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use common::{account, load, runtime};
+use common::{hostile, runtime};
 use mailroom_runtime::{Limits, OperatorGrant, Secrets};
 
 #[derive(Clone, Default)]
@@ -34,15 +34,13 @@ async fn a_denial_is_logged_with_plugin_version_account_and_the_missing_grant() 
         .init();
 
     let rt = runtime(Limits::default(), None);
-    let hostile = load(&rt, "hostile").await;
-    let mut run = rt
-        .start(
-            &hostile,
-            &account(&[("attack", "undeclared")], Secrets::new()),
-            &OperatorGrant::all_declared(),
-        )
-        .await
-        .unwrap();
+    let mut run = hostile(
+        &rt,
+        &[("attack", "undeclared")],
+        Secrets::new(),
+        &OperatorGrant::all_declared(),
+    )
+    .await;
     run.verify().await.unwrap_err();
 
     let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{account, load, runtime, scripted_sync};
+use common::{hostile, load, runtime, scripted_sync};
 use mailroom_runtime::{CallError, Limits, OperatorGrant, ProviderError, Secret, Secrets};
 use mailroom_test_support::{EchoServer, Mode, TestCa};
 
@@ -35,11 +35,7 @@ async fn attack(
     grant: OperatorGrant,
 ) -> CallError {
     let rt = runtime(limits, ca.map(TestCa::ca_file));
-    let hostile = load(&rt, "hostile").await;
-    let mut run = rt
-        .start(&hostile, &account(settings, secrets()), &grant)
-        .await
-        .expect("hostile starts");
+    let mut run = hostile(&rt, settings, secrets(), &grant).await;
     let err = run.verify().await.expect_err("the attack must not succeed");
     // Whatever happened, the host goes on serving other plugins.
     let scripted = load(&rt, "scripted").await;
@@ -87,16 +83,14 @@ async fn an_infinite_loop_times_out_while_another_plugin_keeps_syncing() {
         ..Limits::default()
     };
     let rt = runtime(limits, None);
-    let hostile = load(&rt, "hostile").await;
     let scripted = load(&rt, "scripted").await;
-    let mut run = rt
-        .start(
-            &hostile,
-            &account(&[("attack", "loop")], Secrets::new()),
-            &OperatorGrant::all_declared(),
-        )
-        .await
-        .unwrap();
+    let mut run = hostile(
+        &rt,
+        &[("attack", "loop")],
+        Secrets::new(),
+        &OperatorGrant::all_declared(),
+    )
+    .await;
     let started = Instant::now();
     let (looped, synced) = tokio::join!(run.verify(), scripted_sync(&rt, &scripted, 50));
     assert!(
@@ -151,15 +145,13 @@ async fn a_panic_is_reported_with_its_message() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_undeclared_host_is_denied_by_name_and_the_denial_is_recorded() {
     let rt = runtime(Limits::default(), None);
-    let hostile = load(&rt, "hostile").await;
-    let mut run = rt
-        .start(
-            &hostile,
-            &account(&[("attack", "undeclared")], Secrets::new()),
-            &OperatorGrant::all_declared(),
-        )
-        .await
-        .unwrap();
+    let mut run = hostile(
+        &rt,
+        &[("attack", "undeclared")],
+        Secrets::new(),
+        &OperatorGrant::all_declared(),
+    )
+    .await;
     let text = reported(run.verify().await.unwrap_err());
     assert!(
         text.contains("Denied") && text.contains("does not declare"),
@@ -282,16 +274,14 @@ async fn an_oversized_result_is_refused() {
         ..Limits::default()
     };
     let rt = runtime(limits, None);
-    let hostile = load(&rt, "hostile").await;
     let size = (4 << 20).to_string();
-    let mut run = rt
-        .start(
-            &hostile,
-            &account(&[("size", &size)], Secrets::new()),
-            &OperatorGrant::all_declared(),
-        )
-        .await
-        .unwrap();
+    let mut run = hostile(
+        &rt,
+        &[("size", &size)],
+        Secrets::new(),
+        &OperatorGrant::all_declared(),
+    )
+    .await;
     run.open().await.unwrap();
     let err = run.sync(None, &common::window()).await.unwrap_err();
     assert!(
@@ -438,42 +428,26 @@ async fn the_host_attaches_the_http_credential_and_blanks_its_echo() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn open_connections_are_capped() {
+async fn net_streams_and_http_requests_share_the_connection_cap() {
     let limits = Limits {
         connections: 3,
         ..Limits::default()
     };
-    let (text, _) = attack_peer(
-        Mode::Tls,
-        "connections",
-        "localhost",
-        true,
-        loopback(false),
-        limits,
-    )
-    .await;
-    assert_eq!(text, "opened 3; then NetError::TooManyConnections");
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn http_requests_count_against_the_same_connection_cap() {
-    let limits = Limits {
-        connections: 3,
-        ..Limits::default()
-    };
-    let (text, _) = attack_peer(
-        Mode::Https,
-        "http-connections",
-        "localhost",
-        true,
-        loopback(false),
-        limits,
-    )
-    .await;
-    assert_eq!(
-        text,
-        r#"held 3; refused ["ErrorCode::ConnectionLimitReached", "ErrorCode::ConnectionLimitReached"]"#
-    );
+    for (mode, attack, expected) in [
+        (
+            Mode::Tls,
+            "connections",
+            "opened 3; then NetError::TooManyConnections",
+        ),
+        (
+            Mode::Https,
+            "http-connections",
+            r#"held 3; refused ["ErrorCode::ConnectionLimitReached", "ErrorCode::ConnectionLimitReached"]"#,
+        ),
+    ] {
+        let (text, _) = attack_peer(mode, attack, "localhost", true, loopback(false), limits).await;
+        assert_eq!(text, expected);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use mailroom_runtime::{
-    AccountInput, Limits, OperatorGrant, Plugin, Runtime, RuntimeConfig, Secrets, Window,
+    AccountInput, Limits, OperatorGrant, Plugin, Run, Runtime, RuntimeConfig, Secrets, Window,
 };
 use mailroom_test_support::plugin_bytes;
 
@@ -42,6 +42,20 @@ pub fn account(settings: &[(&str, &str)], secrets: Secrets) -> AccountInput {
             .collect::<BTreeMap<_, _>>(),
         secrets,
     }
+}
+
+/// A run of the hostile plugin for an account with these settings and secrets.
+pub async fn hostile(
+    runtime: &Arc<Runtime>,
+    settings: &[(&str, &str)],
+    secrets: Secrets,
+    grant: &OperatorGrant,
+) -> Run {
+    let plugin = load(runtime, "hostile").await;
+    runtime
+        .start(&plugin, &account(settings, secrets), grant)
+        .await
+        .expect("hostile starts")
 }
 
 pub fn window() -> Window {
