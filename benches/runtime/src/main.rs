@@ -5,6 +5,8 @@
 //! every sync run pays), a call on a live instance, loading the plugin from
 //! the compiled-component cache, and — as the reference — the very same
 //! plugin code compiled natively into this benchmark and called directly.
+//! And what a plugin's reads cost once secrets are being blanked out of
+//! them, beside plain copies of the same reads.
 //! Each figure is the best of several timed batches.
 
 use std::collections::BTreeMap;
@@ -98,6 +100,33 @@ async fn main() {
         .expect("native verify");
     });
 
+    // What a plugin's reads cost once it has had the host write a secret:
+    // every byte read back is scanned for the account's secrets.
+    let mut secrets = mailroom_policy::Secrets::new();
+    secrets.insert(
+        "password",
+        mailroom_policy::Secret::new("correct horse battery staple"),
+    );
+    secrets.insert(
+        "token",
+        mailroom_policy::Secret::new("ya29.a0AfH6SMBx-token"),
+    );
+    let line = b"From: ann@acme.test\r\nSubject: hello\r\n";
+    let stream: Vec<u8> = line.iter().copied().cycle().take(4 << 20).collect();
+    let mb = stream.len() as f64 / 1e6;
+    let redact = measure!(3, {
+        let mut redactor = secrets.redactor();
+        for chunk in stream.chunks(64 << 10) {
+            black_box(redactor.feed(chunk));
+        }
+    });
+    let copy = measure!(3, {
+        for chunk in stream.chunks(64 << 10) {
+            black_box(chunk.to_vec());
+        }
+    });
+    let (redact_mbs, copy_mbs) = (mb / (redact / 1e6), mb / (copy / 1e6));
+
     println!("runtime benchmark: scripted plugin, verify() — best of {BATCHES} batches");
     println!(
         "  {:<44} {:>10.2} µs",
@@ -122,8 +151,18 @@ async fn main() {
         "instantiate + call / native",
         instantiate / native
     );
+    println!(
+        "  {:<44} {:>10.0} MB/s",
+        "reading with secrets redacted", redact_mbs
+    );
+    println!(
+        "  {:<44} {:>10.0} MB/s",
+        "copying the same reads (reference)", copy_mbs
+    );
     println!("instantiate-first-call: {instantiate:.2} us");
     println!("live-call: {live_call:.2} us");
     println!("cached-load: {cached_load:.1} us");
     println!("native-call: {native:.3} us");
+    println!("redacted-read: {redact_mbs:.0} MB/s");
+    println!("copied-read: {copy_mbs:.0} MB/s");
 }

@@ -5,6 +5,7 @@ use std::fmt;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use memchr::memmem::Finder;
 
 /// A secret value. Its `Debug` and `Display` never show it.
 #[derive(Clone, PartialEq, Eq)]
@@ -107,7 +108,8 @@ impl SecretEncoding {
 /// across two reads is caught too.
 #[derive(Debug, Clone, Default)]
 pub struct Redactor {
-    patterns: Vec<Vec<u8>>,
+    /// One substring searcher per pattern, longest pattern first.
+    finders: Vec<Finder<'static>>,
     pending: Vec<u8>,
 }
 
@@ -119,7 +121,10 @@ impl Redactor {
         patterns.sort_by_key(|p| std::cmp::Reverse(p.len()));
         patterns.dedup();
         Redactor {
-            patterns,
+            finders: patterns
+                .iter()
+                .map(|p| Finder::new(p).into_owned())
+                .collect(),
             pending: Vec::new(),
         }
     }
@@ -127,7 +132,7 @@ impl Redactor {
     /// Add more patterns (for example an encoding written later).
     pub fn add(&mut self, pattern: Vec<u8>) {
         let pending = std::mem::take(&mut self.pending);
-        let mut patterns = std::mem::take(&mut self.patterns);
+        let mut patterns: Vec<Vec<u8>> = self.finders.iter().map(|f| f.needle().to_vec()).collect();
         patterns.push(pattern);
         *self = Redactor::new(patterns);
         self.pending = pending;
@@ -135,7 +140,7 @@ impl Redactor {
 
     /// Whether there is nothing to redact.
     pub fn is_empty(&self) -> bool {
-        self.patterns.is_empty()
+        self.finders.is_empty()
     }
 
     /// Blank the secrets out of one complete value (a header, a log line).
@@ -147,7 +152,7 @@ impl Redactor {
 
     /// Feed a chunk; get back what may be released now.
     pub fn feed(&mut self, chunk: &[u8]) -> Vec<u8> {
-        if self.patterns.is_empty() {
+        if self.finders.is_empty() {
             return chunk.to_vec();
         }
         let mut data = std::mem::take(&mut self.pending);
@@ -164,24 +169,23 @@ impl Redactor {
     }
 
     fn blank(&self, data: &mut [u8]) {
-        for pattern in &self.patterns {
-            let mut i = 0;
-            while i + pattern.len() <= data.len() {
-                if data[i..].starts_with(pattern) {
-                    data[i..i + pattern.len()].fill(b'*');
-                    i += pattern.len();
-                } else {
-                    i += 1;
-                }
+        for finder in &self.finders {
+            let len = finder.needle().len();
+            let mut start = 0;
+            while let Some(found) = finder.find(&data[start..]) {
+                let at = start + found;
+                data[at..at + len].fill(b'*');
+                start = at + len;
             }
         }
     }
 
     /// The length of the longest suffix of `data` that is a proper prefix of a pattern.
     fn partial_suffix(&self, data: &[u8]) -> usize {
-        self.patterns
+        self.finders
             .iter()
-            .map(|p| {
+            .map(|f| {
+                let p = f.needle();
                 (1..p.len().min(data.len() + 1))
                     .rev()
                     .find(|&n| data.ends_with(&p[..n]))
