@@ -86,6 +86,8 @@ struct Conn {
     redactor: Redactor,
     /// Bytes already redacted but beyond what the last `read` asked for.
     ready: Vec<u8>,
+    /// The read buffer, kept between reads so it is not zeroed each time.
+    buf: Vec<u8>,
     eof: bool,
     _permit: ConnectionPermit,
 }
@@ -143,6 +145,7 @@ impl NetView<'_> {
             endpoint,
             redactor: Redactor::default(),
             ready: Vec::new(),
+            buf: Vec::new(),
             eof: false,
             _permit: permit,
         })
@@ -177,15 +180,17 @@ impl net::HostConnection for NetView<'_> {
         if !conn.ready.is_empty() {
             return Ok(Ok(take_up_to(&mut conn.ready, max)));
         }
-        let mut buf = vec![0u8; max];
+        if conn.buf.len() < max {
+            conn.buf.resize(max, 0);
+        }
         loop {
             if conn.eof {
                 conn.ready = conn.redactor.finish();
                 return Ok(Ok(take_up_to(&mut conn.ready, max)));
             }
             let n = match &mut conn.io {
-                Io::Plain(s) => s.read(&mut buf).await,
-                Io::Tls(s) => s.read(&mut buf).await,
+                Io::Plain(s) => s.read(&mut conn.buf[..max]).await,
+                Io::Tls(s) => s.read(&mut conn.buf[..max]).await,
                 Io::Broken => return Ok(Err(NetError::Connection("connection is closed".into()))),
             };
             let n = match n {
@@ -196,7 +201,7 @@ impl net::HostConnection for NetView<'_> {
                 conn.eof = true;
                 continue;
             }
-            conn.ready = conn.redactor.feed(&buf[..n]);
+            conn.ready = conn.redactor.feed(&conn.buf[..n]);
             if !conn.ready.is_empty() {
                 return Ok(Ok(take_up_to(&mut conn.ready, max)));
             }
