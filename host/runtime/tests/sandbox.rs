@@ -51,6 +51,19 @@ fn reported(err: CallError) -> String {
     }
 }
 
+/// What the plugin reports of an attack that needs no peer, under the defaults.
+async fn report_of(name: &str) -> String {
+    reported(
+        attack(
+            Limits::default(),
+            None,
+            &[("attack", name)],
+            OperatorGrant::all_declared(),
+        )
+        .await,
+    )
+}
+
 /// Run one attack against a fresh loopback echo peer at `host`, with the
 /// test CA trusted or not; the plugin's report and the peer (to see what it got).
 async fn attack_peer(
@@ -169,15 +182,7 @@ async fn an_undeclared_host_is_denied_by_name_and_the_denial_is_recorded() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn http_to_an_undeclared_host_is_denied() {
-    let text = reported(
-        attack(
-            Limits::default(),
-            None,
-            &[("attack", "http-undeclared")],
-            OperatorGrant::all_declared(),
-        )
-        .await,
-    );
+    let text = report_of("http-undeclared").await;
     assert!(text.contains("HttpRequestDenied"), "{text}");
 }
 
@@ -214,15 +219,7 @@ async fn a_declared_name_that_resolves_to_loopback_is_denied_unless_granted() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_filesystem_shows_no_directory_at_all() {
-    let text = reported(
-        attack(
-            Limits::default(),
-            None,
-            &[("attack", "filesystem")],
-            OperatorGrant::all_declared(),
-        )
-        .await,
-    );
+    let text = report_of("filesystem").await;
     assert!(
         text.starts_with("preopens: 0; read /etc/passwd: Err("),
         "{text}"
@@ -231,15 +228,7 @@ async fn the_filesystem_shows_no_directory_at_all() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn raw_sockets_and_name_lookups_are_refused() {
-    let text = reported(
-        attack(
-            Limits::default(),
-            None,
-            &[("attack", "sockets")],
-            OperatorGrant::all_declared(),
-        )
-        .await,
-    );
+    let text = report_of("sockets").await;
     let (tcp, dns) = text.split_once("; dns: ").expect("both reported");
     assert!(
         tcp.starts_with("tcp: Err(") && tcp.contains("access-denied"),
@@ -255,15 +244,7 @@ async fn raw_sockets_and_name_lookups_are_refused() {
 async fn the_environment_is_empty() {
     // SAFETY: set before any other thread of this test reads the environment.
     unsafe { std::env::set_var("MAILROOM_TEST_HOST_SECRET", "must-not-leak") };
-    let text = reported(
-        attack(
-            Limits::default(),
-            None,
-            &[("attack", "environment")],
-            OperatorGrant::all_declared(),
-        )
-        .await,
-    );
+    let text = report_of("environment").await;
     assert_eq!(text, "env: 0 vars []; args: []");
 }
 
