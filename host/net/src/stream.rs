@@ -249,7 +249,7 @@ impl net::HostConnection for NetView<'_> {
         if conn.redactor.is_empty() {
             conn.redactor = self.ctx.secrets.redactor();
         }
-        conn.redactor.add(encoded.as_bytes().to_vec());
+        conn.redactor.add(encoded.as_bytes());
         let mut data = before;
         data.extend_from_slice(encoded.as_bytes());
         data.extend_from_slice(&after);

@@ -130,12 +130,15 @@ impl Redactor {
     }
 
     /// Add more patterns (for example an encoding written later).
-    pub fn add(&mut self, pattern: Vec<u8>) {
-        let pending = std::mem::take(&mut self.pending);
-        let mut patterns: Vec<Vec<u8>> = self.finders.iter().map(|f| f.needle().to_vec()).collect();
-        patterns.push(pattern);
-        *self = Redactor::new(patterns);
-        self.pending = pending;
+    pub fn add(&mut self, pattern: &[u8]) {
+        if pattern.is_empty() || self.finders.iter().any(|f| f.needle() == pattern) {
+            return;
+        }
+        // Keep the longest-first order `new` establishes.
+        let at = self
+            .finders
+            .partition_point(|f| f.needle().len() >= pattern.len());
+        self.finders.insert(at, Finder::new(pattern).into_owned());
     }
 
     /// Whether there is nothing to redact.
@@ -245,6 +248,28 @@ mod tests {
                 "chunk size {size}"
             );
         }
+    }
+
+    #[test]
+    fn an_added_pattern_is_blanked_whole_even_around_a_shorter_one() {
+        let mut s = Secrets::new();
+        s.insert("password", Secret::new("pw"));
+        let mut r = s.redactor();
+        let blob = SecretEncoding::SaslPlain("u".into()).encode(&Secret::new("pw"));
+        r.add(blob.as_bytes());
+        r.add(blob.as_bytes());
+        assert_eq!(
+            r.finders
+                .iter()
+                .filter(|f| f.needle() == blob.as_bytes())
+                .count(),
+            1
+        );
+        let text = format!("+ {blob} pw\r\n");
+        let mut out = r.feed(text.as_bytes());
+        out.extend(r.finish());
+        let stars = "*".repeat(blob.len());
+        assert_eq!(String::from_utf8(out).unwrap(), format!("+ {stars} **\r\n"));
     }
 
     proptest::proptest! {

@@ -248,10 +248,8 @@ impl Run {
     /// Close the session (the plugin may sign out), ending the run cleanly.
     pub async fn close(mut self) -> Result<(), CallError> {
         if let Some(session) = self.session.take()
-            && self.ended.is_none()
+            && self.prepare().is_ok()
         {
-            self.store
-                .set_epoch_deadline(deadline_ticks(self.limits.call_timeout));
             let call = session.resource_drop_async(&mut self.store);
             let out = guard(self.limits.call_timeout, &self.span, call).await;
             self.settle(out)?;
