@@ -233,6 +233,20 @@ impl Run {
         Ok(page)
     }
 
+    /// `session.fetch(ids)`: messages again by the ids an earlier sync returned.
+    pub async fn fetch(&mut self, ids: &[String]) -> Result<Page, CallError> {
+        self.prepare()?;
+        let session = self
+            .session
+            .ok_or_else(|| CallError::Ended("no session: call open() first".into()))?;
+        let provider = self.bindings.mailroom_provider_provider().session();
+        let call = provider.call_fetch(&mut self.store, session, ids);
+        let out = guard(self.limits.call_timeout, &self.span, call).await;
+        let page = self.settle(out)?.map_err(CallError::Provider)?;
+        self.check_size(page_bytes(&page))?;
+        Ok(page)
+    }
+
     /// `send(account, message)`.
     pub async fn send(&mut self, message: &Outgoing) -> Result<Option<String>, CallError> {
         self.prepare()?;

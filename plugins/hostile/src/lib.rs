@@ -278,6 +278,16 @@ impl GuestSession for HostileSession {
             progress: None,
         })
     }
+
+    fn fetch(&self, _ids: Vec<String>) -> Result<Page, ProviderError> {
+        self.sync(
+            None,
+            Window {
+                since: 0,
+                skip: vec![],
+            },
+        )
+    }
 }
 
 fn field(name: &str, secret: bool) -> Field {

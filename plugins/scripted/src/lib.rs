@@ -334,6 +334,34 @@ impl GuestSession for ScriptedSession {
             }),
         })
     }
+
+    fn fetch(&self, ids: Vec<String>) -> Result<Page, ProviderError> {
+        let s = &self.script;
+        let mut page = Page {
+            messages: vec![],
+            deletions: vec![],
+            failed: vec![],
+            cursor: String::new(),
+            more: false,
+            progress: None,
+        };
+        for id in ids {
+            let index = id
+                .rsplit_once(':')
+                .and_then(|(_, i)| i.parse::<i64>().ok())
+                .filter(|i| (0..s.messages).contains(i));
+            match index {
+                Some(i) if s.message(i).id == id && !s.bad.contains(&i) => {
+                    page.messages.push(s.message(i))
+                }
+                _ => page.failed.push(MessageFailure {
+                    id,
+                    why: "no such message".into(),
+                }),
+            }
+        }
+        Ok(page)
+    }
 }
 
 fn field(name: &str, label: &str, help: &str) -> Field {
