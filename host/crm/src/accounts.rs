@@ -147,9 +147,18 @@ fn from_row(vault: &Vault, row: &sqlx::any::AnyRow) -> Result<Account, CrmError>
 
 /// Connect a mailbox for `owner`. The plugin's `verify` is the caller's
 /// business (the web layer runs it before calling this).
-pub async fn connect(db: &Db, vault: &Vault, owner: &User, c: &Connect) -> Result<Account, CrmError> {
-    let address = mailroom_mail::normalize_address(&c.address)
-        .ok_or_else(|| CrmError::invalid("address", format!("`{}` is not an email address", c.address)))?;
+pub async fn connect(
+    db: &Db,
+    vault: &Vault,
+    owner: &User,
+    c: &Connect,
+) -> Result<Account, CrmError> {
+    let address = mailroom_mail::normalize_address(&c.address).ok_or_else(|| {
+        CrmError::invalid(
+            "address",
+            format!("`{}` is not an email address", c.address),
+        )
+    })?;
     if c.provider.trim().is_empty() {
         return Err(CrmError::invalid("provider", "is required"));
     }
@@ -183,7 +192,10 @@ pub async fn connect(db: &Db, vault: &Vault, owner: &User, c: &Connect) -> Resul
     .bind(seal(vault, id, &c.secrets))
     .execute(&mut *tx)
     .await
-    .map_err(CrmError::conflict_on("address", "this mailbox is already connected"))?;
+    .map_err(CrmError::conflict_on(
+        "address",
+        "this mailbox is already connected",
+    ))?;
     tx.commit().await?;
     get(db, vault, id).await
 }
@@ -229,12 +241,14 @@ pub async fn change(
     .execute(&mut *tx)
     .await?;
     if let Some(secrets) = &change.secrets {
-        sqlx::query("UPDATE accounts SET sealed_secrets = $1, credentials_updated_at = $2 WHERE id = $3")
-            .bind(seal(vault, id, secrets))
-            .bind(unix_now())
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE accounts SET sealed_secrets = $1, credentials_updated_at = $2 WHERE id = $3",
+        )
+        .bind(seal(vault, id, secrets))
+        .bind(unix_now())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
     }
     if change.scope.is_some_and(|s| s != current.scope) {
         generation::bump(&mut tx).await?;
@@ -278,13 +292,15 @@ pub async fn get_owned(db: &Db, vault: &Vault, owner: &User, id: Id) -> Result<A
 
 /// `owner`'s accounts.
 pub async fn list_owned(db: &Db, vault: &Vault, owner: Id) -> Result<Vec<Account>, CrmError> {
-    sqlx::query(&format!("SELECT {COLUMNS} FROM accounts WHERE owner_id = $1 ORDER BY id"))
-        .bind(owner)
-        .fetch_all(db.pool())
-        .await?
-        .iter()
-        .map(|r| from_row(vault, r))
-        .collect()
+    sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM accounts WHERE owner_id = $1 ORDER BY id"
+    ))
+    .bind(owner)
+    .fetch_all(db.pool())
+    .await?
+    .iter()
+    .map(|r| from_row(vault, r))
+    .collect()
 }
 
 /// Every account id (for the sync engine).
@@ -308,8 +324,10 @@ pub async fn secrets(db: &Db, vault: &Vault, id: Id) -> Result<BTreeMap<String, 
 
 /// The addresses of all of `owner`'s accounts: never matched as contacts.
 pub async fn own_addresses(db: &Db, owner: Id) -> Result<Vec<String>, CrmError> {
-    Ok(sqlx::query_scalar("SELECT address FROM accounts WHERE owner_id = $1")
-        .bind(owner)
-        .fetch_all(db.pool())
-        .await?)
+    Ok(
+        sqlx::query_scalar("SELECT address FROM accounts WHERE owner_id = $1")
+            .bind(owner)
+            .fetch_all(db.pool())
+            .await?,
+    )
 }

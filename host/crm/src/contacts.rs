@@ -66,7 +66,10 @@ fn clean(input: &ContactInput, prefix: &str) -> Result<Clean, CrmError> {
     };
     let name = input.name.as_ref().map(|n| n.trim().to_string());
     if name.as_deref().is_some_and(|n| n.chars().count() > 500) {
-        return Err(CrmError::invalid(&format!("{prefix}name"), "is longer than 500 characters"));
+        return Err(CrmError::invalid(
+            &format!("{prefix}name"),
+            "is longer than 500 characters",
+        ));
     }
     let external_id = input
         .external_id
@@ -131,7 +134,10 @@ async fn apply(tx: &mut Tx, id: Id, c: Clean, prefix: &str) -> Result<(), CrmErr
     }
     if let Some(name) = c.name {
         if name.is_empty() {
-            return Err(CrmError::invalid(&format!("{prefix}name"), "must not be empty"));
+            return Err(CrmError::invalid(
+                &format!("{prefix}name"),
+                "must not be empty",
+            ));
         }
         sqlx::query("UPDATE contacts SET name = $1 WHERE id = $2")
             .bind(name)
@@ -210,10 +216,12 @@ pub async fn import(db: &Db, items: &[ContactInput]) -> Result<Vec<Id>, CrmError
     for (i, c) in cleaned.into_iter().enumerate() {
         let prefix = format!("contacts[{i}].");
         let existing = match &c.external_id {
-            Some(ext) => sqlx::query_scalar::<_, i64>("SELECT id FROM contacts WHERE external_id = $1")
-                .bind(ext)
-                .fetch_optional(&mut *tx)
-                .await?,
+            Some(ext) => {
+                sqlx::query_scalar::<_, i64>("SELECT id FROM contacts WHERE external_id = $1")
+                    .bind(ext)
+                    .fetch_optional(&mut *tx)
+                    .await?
+            }
             None => None,
         };
         let id = match existing {
@@ -250,7 +258,11 @@ async fn list_where(
     limit: i64,
     offset: i64,
 ) -> Result<Vec<Contact>, CrmError> {
-    let (lim, off) = if id.is_some() { ("$2", "$3") } else { ("$1", "$2") };
+    let (lim, off) = if id.is_some() {
+        ("$2", "$3")
+    } else {
+        ("$1", "$2")
+    };
     let sql = format!(
         "SELECT c.id, c.name, c.external_id, c.created_at, c.updated_at FROM contacts c {filter} \
          ORDER BY c.id LIMIT {lim} OFFSET {off}"

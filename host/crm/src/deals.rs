@@ -93,7 +93,10 @@ async fn check(tx: &mut Tx, input: &DealInput, prefix: &str) -> Result<(), CrmEr
     if let Some(v) = input.value
         && !(v.is_finite() && v >= 0.0 && v < 1e15)
     {
-        return Err(CrmError::invalid(&format!("{prefix}value"), "must be a number from 0 up"));
+        return Err(CrmError::invalid(
+            &format!("{prefix}value"),
+            "must be a number from 0 up",
+        ));
     }
     if let Some(c) = &input.currency
         && !(c.len() == 3 && c.chars().all(|ch| ch.is_ascii_alphabetic()))
@@ -106,7 +109,10 @@ async fn check(tx: &mut Tx, input: &DealInput, prefix: &str) -> Result<(), CrmEr
     if let Some(t) = &input.title
         && t.trim().is_empty()
     {
-        return Err(CrmError::invalid(&format!("{prefix}title"), "must not be empty"));
+        return Err(CrmError::invalid(
+            &format!("{prefix}title"),
+            "must not be empty",
+        ));
     }
     if let Some(owner) = input.owner_id {
         let found = sqlx::query("SELECT id FROM users WHERE id = $1")
@@ -114,7 +120,10 @@ async fn check(tx: &mut Tx, input: &DealInput, prefix: &str) -> Result<(), CrmEr
             .fetch_optional(&mut **tx)
             .await?;
         if found.is_none() {
-            return Err(CrmError::invalid(&format!("{prefix}owner_id"), format!("no user {owner}")));
+            return Err(CrmError::invalid(
+                &format!("{prefix}owner_id"),
+                format!("no user {owner}"),
+            ));
         }
     }
     let contacts = input
@@ -273,10 +282,12 @@ pub async fn import(db: &Db, items: &[DealInput]) -> Result<Vec<Id>, CrmError> {
         let prefix = format!("deals[{i}].");
         check(&mut tx, item, &prefix).await?;
         let existing = match &item.external_id {
-            Some(ext) => sqlx::query_scalar::<_, i64>("SELECT id FROM deals WHERE external_id = $1")
-                .bind(ext)
-                .fetch_optional(&mut *tx)
-                .await?,
+            Some(ext) => {
+                sqlx::query_scalar::<_, i64>("SELECT id FROM deals WHERE external_id = $1")
+                    .bind(ext)
+                    .fetch_optional(&mut *tx)
+                    .await?
+            }
             None => None,
         };
         let id = match existing {

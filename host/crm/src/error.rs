@@ -54,7 +54,10 @@ impl CrmError {
     }
 
     /// A unique-key violation becomes a conflict on `field`; anything else stays a store error.
-    pub(crate) fn conflict_on(field: &str, why: &str) -> impl FnOnce(mailroom_store::sqlx::Error) -> Self {
+    pub(crate) fn conflict_on(
+        field: &str,
+        why: &str,
+    ) -> impl FnOnce(mailroom_store::sqlx::Error) -> Self {
         let (field, why) = (field.to_string(), why.to_string());
         move |e| match &e {
             mailroom_store::sqlx::Error::Database(d) if d.is_unique_violation() => {

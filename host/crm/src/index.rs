@@ -96,7 +96,11 @@ impl ContactIndex {
         let entry = self.deals.entry(contact).or_default();
         match entry.iter_mut().find(|d| d.deal == deal) {
             Some(d) => d.primary |= primary,
-            None => entry.push(DealRef { deal, open, primary }),
+            None => entry.push(DealRef {
+                deal,
+                open,
+                primary,
+            }),
         }
     }
 
@@ -179,7 +183,13 @@ mod tests {
         i
     }
 
-    const ALL: [&str; 5] = ["one@x.test", "two@x.test", "three@x.test", "four@x.test", "me@x.test"];
+    const ALL: [&str; 5] = [
+        "one@x.test",
+        "two@x.test",
+        "three@x.test",
+        "four@x.test",
+        "me@x.test",
+    ];
 
     #[test]
     fn all_contacts_links_every_contact_and_all_their_deals() {
@@ -202,6 +212,9 @@ mod tests {
         let hashes = index().matchable_hashes(Scope::AllContacts, &["me@x.test".into()]);
         assert_eq!(hashes.len(), 4);
         assert!(!hashes.contains(&mailroom_mail::address_hash("me@x.test")));
-        assert_eq!(index().matchable_hashes(Scope::PrimaryOpenDeals, &[]).len(), 1);
+        assert_eq!(
+            index().matchable_hashes(Scope::PrimaryOpenDeals, &[]).len(),
+            1
+        );
     }
 }

@@ -33,7 +33,12 @@ pub(crate) fn enum_text<T: serde::Serialize>(v: T) -> String {
 }
 
 /// An enum back from its stored serde name; `field` names the column in errors.
-pub(crate) fn enum_parse<T: for<'de> serde::Deserialize<'de>>(field: &str, s: String) -> Result<T, CrmError> {
-    serde_json::from_value(serde_json::Value::String(s))
-        .map_err(|e| CrmError::Invalid { field: field.into(), why: e.to_string() })
+pub(crate) fn enum_parse<T: for<'de> serde::Deserialize<'de>>(
+    field: &str,
+    s: String,
+) -> Result<T, CrmError> {
+    serde_json::from_value(serde_json::Value::String(s)).map_err(|e| CrmError::Invalid {
+        field: field.into(),
+        why: e.to_string(),
+    })
 }

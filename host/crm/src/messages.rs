@@ -84,11 +84,12 @@ pub async fn ingest(
     .bind(hashes(parsed, &ctx.own))
     .execute(&mut **tx)
     .await?;
-    let held = sqlx::query("SELECT 1 FROM message_sources WHERE account_id = $1 AND provider_id = $2")
-        .bind(ctx.id)
-        .bind(copy.provider_id)
-        .fetch_optional(&mut **tx)
-        .await?;
+    let held =
+        sqlx::query("SELECT 1 FROM message_sources WHERE account_id = $1 AND provider_id = $2")
+            .bind(ctx.id)
+            .bind(copy.provider_id)
+            .fetch_optional(&mut **tx)
+            .await?;
     if held.is_some() {
         return Ok(Outcome::AlreadyHeld);
     }
@@ -113,7 +114,12 @@ pub async fn ingest(
     Ok(Outcome::Stored { message, new })
 }
 
-async fn write_links(tx: &mut Tx, account: Id, message: Id, links: &Links) -> Result<(), sqlx::Error> {
+async fn write_links(
+    tx: &mut Tx,
+    account: Id,
+    message: Id,
+    links: &Links,
+) -> Result<(), sqlx::Error> {
     for contact in &links.contacts {
         sqlx::query(
             "INSERT INTO message_contacts (message_id, account_id, contact_id) VALUES ($1, $2, $3) \
@@ -229,7 +235,12 @@ async fn thread_key(
 }
 
 /// Record that the provider could not deliver a message; later syncs skip it.
-pub async fn record_failure(tx: &mut Tx, account: Id, provider_id: &str, reason: &str) -> Result<(), sqlx::Error> {
+pub async fn record_failure(
+    tx: &mut Tx,
+    account: Id,
+    provider_id: &str,
+    reason: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO message_failures (account_id, provider_id, reason, failed_at) VALUES ($1, $2, $3, $4) \
          ON CONFLICT DO NOTHING",
@@ -244,7 +255,10 @@ pub async fn record_failure(tx: &mut Tx, account: Id, provider_id: &str, reason:
 }
 
 /// The provider ids recorded as failed for an account.
-pub async fn failures(db: &mailroom_store::Db, account: Id) -> Result<Vec<(String, String)>, CrmError> {
+pub async fn failures(
+    db: &mailroom_store::Db,
+    account: Id,
+) -> Result<Vec<(String, String)>, CrmError> {
     let rows = sqlx::query("SELECT provider_id, reason FROM message_failures WHERE account_id = $1 ORDER BY provider_id")
         .bind(account)
         .fetch_all(db.pool())
@@ -259,7 +273,11 @@ pub async fn failures(db: &mailroom_store::Db, account: Id) -> Result<Vec<(Strin
 /// (a copy that no longer links anything is dropped, and its message when
 /// no copy is left); and the provider ids of indexed-but-unstored messages
 /// that now match are returned, for the caller to fetch and [`ingest`].
-pub async fn relink(tx: &mut Tx, ctx: &AccountContext, index: &ContactIndex) -> Result<Vec<String>, CrmError> {
+pub async fn relink(
+    tx: &mut Tx,
+    ctx: &AccountContext,
+    index: &ContactIndex,
+) -> Result<Vec<String>, CrmError> {
     let rows = sqlx::query(
         "SELECT s.provider_id, m.id, m.participants FROM message_sources s \
          JOIN messages m ON m.id = s.message_id WHERE s.account_id = $1",
@@ -277,7 +295,11 @@ pub async fn relink(tx: &mut Tx, ctx: &AccountContext, index: &ContactIndex) -> 
         let message: Id = row.try_get("id")?;
         let participants: Vec<Participant> =
             serde_json::from_str(&row.try_get::<String, _>("participants")?).unwrap_or_default();
-        let links = index.links(participants.iter().map(|p| p.address.as_str()), &ctx.own, ctx.scope);
+        let links = index.links(
+            participants.iter().map(|p| p.address.as_str()),
+            &ctx.own,
+            ctx.scope,
+        );
         if links.contacts.is_empty() {
             let provider_id: String = row.try_get("provider_id")?;
             drop_copy(tx, ctx.id, &provider_id, message).await?;
@@ -298,17 +320,22 @@ pub async fn relink(tx: &mut Tx, ctx: &AccountContext, index: &ContactIndex) -> 
     let mut wanted = Vec::new();
     for row in rows {
         let blob: Vec<u8> = row.try_get("participants")?;
-        if blob
-            .chunks_exact(8)
-            .any(|c| c.try_into().is_ok_and(|b| matchable.contains(&u64::from_be_bytes(b))))
-        {
+        if blob.chunks_exact(8).any(|c| {
+            c.try_into()
+                .is_ok_and(|b| matchable.contains(&u64::from_be_bytes(b)))
+        }) {
             wanted.push(row.try_get("provider_id")?);
         }
     }
     Ok(wanted)
 }
 
-async fn drop_copy(tx: &mut Tx, account: Id, provider_id: &str, message: Id) -> Result<(), sqlx::Error> {
+async fn drop_copy(
+    tx: &mut Tx,
+    account: Id,
+    provider_id: &str,
+    message: Id,
+) -> Result<(), sqlx::Error> {
     sqlx::query("DELETE FROM message_sources WHERE account_id = $1 AND provider_id = $2")
         .bind(account)
         .bind(provider_id)
@@ -354,10 +381,12 @@ pub async fn counts(db: &mailroom_store::Db, account: Id) -> Result<Counts, CrmE
         ("header_index", &mut c.seen),
         ("message_failures", &mut c.failed),
     ] {
-        *slot = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table} WHERE account_id = $1"))
-            .bind(account)
-            .fetch_one(db.pool())
-            .await?;
+        *slot = sqlx::query_scalar(&format!(
+            "SELECT COUNT(*) FROM {table} WHERE account_id = $1"
+        ))
+        .bind(account)
+        .fetch_one(db.pool())
+        .await?;
     }
     Ok(c)
 }

@@ -90,7 +90,13 @@ async fn rows(
 }
 
 /// The emails on a record that `viewer` may see, newest first.
-pub async fn emails(db: &Db, record: Record, viewer: Id, limit: i64, offset: i64) -> Result<Vec<Email>, CrmError> {
+pub async fn emails(
+    db: &Db,
+    record: Record,
+    viewer: Id,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<Email>, CrmError> {
     rows(
         db,
         record,
@@ -106,7 +112,8 @@ pub async fn emails(db: &Db, record: Record, viewer: Id, limit: i64, offset: i64
             id: r.try_get("id")?,
             subject: r.try_get("subject")?,
             from: r.try_get("from_address")?,
-            participants: serde_json::from_str(&r.try_get::<String, _>("participants")?).unwrap_or_default(),
+            participants: serde_json::from_str(&r.try_get::<String, _>("participants")?)
+                .unwrap_or_default(),
             sent_at: r.try_get("sent_at")?,
             thread: r.try_get("thread_key")?,
             body: r.try_get("body")?,
@@ -116,18 +123,30 @@ pub async fn emails(db: &Db, record: Record, viewer: Id, limit: i64, offset: i64
 }
 
 /// "Recent activities" on a record for `viewer`, newest first.
-pub async fn activities(db: &Db, record: Record, viewer: Id, limit: i64) -> Result<Vec<Activity>, CrmError> {
-    rows(db, record, viewer, "m.id, m.subject, m.from_address, m.sent_at", limit, 0)
-        .await?
-        .iter()
-        .map(|r| {
-            Ok(Activity {
-                kind: "email".into(),
-                at: r.try_get("sent_at")?,
-                message_id: r.try_get("id")?,
-                summary: r.try_get("subject")?,
-                from: r.try_get("from_address")?,
-            })
+pub async fn activities(
+    db: &Db,
+    record: Record,
+    viewer: Id,
+    limit: i64,
+) -> Result<Vec<Activity>, CrmError> {
+    rows(
+        db,
+        record,
+        viewer,
+        "m.id, m.subject, m.from_address, m.sent_at",
+        limit,
+        0,
+    )
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(Activity {
+            kind: "email".into(),
+            at: r.try_get("sent_at")?,
+            message_id: r.try_get("id")?,
+            summary: r.try_get("subject")?,
+            from: r.try_get("from_address")?,
         })
-        .collect()
+    })
+    .collect()
 }

@@ -1,8 +1,8 @@
 //! CRM users: who signs in, their role and their plan. Owns `users`.
 
+use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
 use mailroom_store::sqlx::{self, Row};
 use mailroom_store::{Db, next_id, unix_now};
 use serde::{Deserialize, Serialize};
@@ -104,7 +104,10 @@ pub async fn create(db: &Db, new: NewUser) -> Result<User, CrmError> {
     let hash = match &new.password {
         None => None,
         Some(p) if p.chars().count() < 8 => {
-            return Err(CrmError::invalid("password", "must be at least 8 characters"));
+            return Err(CrmError::invalid(
+                "password",
+                "must be at least 8 characters",
+            ));
         }
         Some(p) => Some(hash_password(p)?),
     };
@@ -133,7 +136,10 @@ pub async fn create(db: &Db, new: NewUser) -> Result<User, CrmError> {
     .bind(user.created_at)
     .execute(db.pool())
     .await
-    .map_err(CrmError::conflict_on("email", "a user with this email exists"))?;
+    .map_err(CrmError::conflict_on(
+        "email",
+        "a user with this email exists",
+    ))?;
     Ok(user)
 }
 
@@ -174,9 +180,16 @@ pub async fn authenticate(db: &Db, email: &str, password: &str) -> Result<Option
     let Some(stored) = row.try_get::<Option<String>, _>("password_hash")? else {
         return Ok(None);
     };
-    let ok = PasswordHash::new(&stored)
-        .is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok());
-    if ok { from_row(&row).map(Some) } else { Ok(None) }
+    let ok = PasswordHash::new(&stored).is_ok_and(|h| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &h)
+            .is_ok()
+    });
+    if ok {
+        from_row(&row).map(Some)
+    } else {
+        Ok(None)
+    }
 }
 
 fn hash_password(password: &str) -> Result<String, CrmError> {

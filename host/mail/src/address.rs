@@ -8,7 +8,11 @@ use sha2::{Digest, Sha256};
 /// when it is not an address (no `@`, an empty side, spaces inside, or a
 /// domain IDNA refuses).
 pub fn normalize_address(raw: &str) -> Option<String> {
-    let s = raw.trim().trim_start_matches('<').trim_end_matches('>').trim();
+    let s = raw
+        .trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .trim();
     let (local, domain) = s.rsplit_once('@')?;
     if local.is_empty() || domain.is_empty() || s.chars().any(char::is_whitespace) {
         return None;

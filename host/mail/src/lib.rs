@@ -242,17 +242,28 @@ Content-Type: text/html; charset=utf-8\r\n\r\n<p>Hello <b>there</b></p>\r\n";
         );
         assert_eq!(p.addresses().count(), 6);
         assert_eq!(p.participants[0].name.as_deref(), Some("Ann"));
-        assert!(p.body.contains("Hello") && !p.body.contains("<b>"), "{}", p.body);
+        assert!(
+            p.body.contains("Hello") && !p.body.contains("<b>"),
+            "{}",
+            p.body
+        );
     }
 
     #[test]
     fn copies_of_one_message_hash_alike() {
         let a = parse(RAW).unwrap();
-        let mut copy = b"Received: from relay by mx; Tue, 1 Jul 2025 10:00:01 +0000\r\nX-Folder: Sent\r\n".to_vec();
+        let mut copy =
+            b"Received: from relay by mx; Tue, 1 Jul 2025 10:00:01 +0000\r\nX-Folder: Sent\r\n"
+                .to_vec();
         copy.extend_from_slice(RAW);
         let b = parse(&copy).unwrap();
         assert_eq!(a.content_hash, b.content_hash);
-        let other = parse(&RAW.iter().map(|&c| if c == b'H' { b'J' } else { c }).collect::<Vec<_>>()).unwrap();
+        let other = parse(
+            &RAW.iter()
+                .map(|&c| if c == b'H' { b'J' } else { c })
+                .collect::<Vec<_>>(),
+        )
+        .unwrap();
         assert_ne!(a.content_hash, other.content_hash);
     }
 

@@ -12,7 +12,7 @@ use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, Executor};
+use sqlx::{AnyPool, Connection, Executor};
 
 pub use ids::next_id;
 pub use sqlx;
@@ -91,6 +91,12 @@ impl Db {
                     Ok(())
                 })
             })
+            // A transaction dropped half-way (a cancelled request, a
+            // stopped run) is rolled back by the connection's worker after
+            // the connection went back to the pool; one still inside a
+            // transaction when handed out again is closed instead, so a new
+            // transaction never nests inside a stale one.
+            .before_acquire(|conn, _| Box::pin(async move { Ok(!conn.is_in_transaction()) }))
             .connect_with(options)
             .await
             .map_err(StoreError::Connect)?;

@@ -153,7 +153,8 @@ mod tests {
             vault.open(b"account:2", &sealed),
             Err(VaultError::Open)
         ));
-        let other = Vault::from_base64("BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=", "other").unwrap();
+        let other =
+            Vault::from_base64("BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=", "other").unwrap();
         assert!(other.open(b"account:1", &sealed).is_err());
         let mut altered = sealed.clone();
         *altered.last_mut().unwrap() ^= 1;

@@ -16,6 +16,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
+pub mod db;
+
 /// The path of a plugin component built by `scripts/build-plugins`.
 pub fn plugin(name: &str) -> PathBuf {
     built("plugins", name)

@@ -1,0 +1,450 @@
+//! The engine: claims due accounts and runs them, one worker per account.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use mailroom_crm::accounts::{self, Account};
+use mailroom_crm::index::ContactIndex;
+use mailroom_crm::messages::{self, AccountContext, Copy};
+use mailroom_crm::{CrmError, Id, generation};
+use mailroom_runtime::{
+    AccountInput, CallError, OperatorGrant, Page, ProviderError, Registry, Run, Secret, Secrets,
+    Window,
+};
+use mailroom_store::{Db, unix_now};
+use mailroom_vault::Vault;
+use tracing::Instrument;
+
+use crate::backoff;
+use crate::state::{self, Ending, Progress};
+
+/// How the engine paces and bounds its work.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// This host's name in leases; unique among hosts sharing a database.
+    pub node: String,
+    /// How long a lease lasts without renewal (renewed with every page).
+    pub lease: Duration,
+    /// How long an up-to-date account waits for its next incremental sync.
+    pub interval: Duration,
+    /// How far back the backfill goes.
+    pub window: Duration,
+    /// The first retry delay after a transient failure.
+    pub backoff_base: Duration,
+    /// The longest retry delay.
+    pub backoff_max: Duration,
+    /// What the operator grants the plugins.
+    pub grant: OperatorGrant,
+    /// How many ids one `fetch` call asks for.
+    pub fetch_batch: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            node: format!("host-{}", std::process::id()),
+            lease: Duration::from_secs(120),
+            interval: Duration::from_secs(300),
+            window: Duration::from_secs(365 * 86_400),
+            backoff_base: Duration::from_secs(30),
+            backoff_max: Duration::from_secs(3600),
+            grant: OperatorGrant::default(),
+            fetch_batch: 100,
+        }
+    }
+}
+
+/// Why the engine itself (not one account) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// The database failed.
+    #[error("database: {0}")]
+    Store(#[from] mailroom_store::sqlx::Error),
+    /// The CRM refused (e.g. sealed credentials do not open).
+    #[error(transparent)]
+    Crm(#[from] CrmError),
+}
+
+/// The sync engine of one host.
+pub struct Engine {
+    db: Db,
+    vault: Arc<Vault>,
+    registry: Arc<Registry>,
+    config: EngineConfig,
+    index: RwLock<Arc<ContactIndex>>,
+    running: Mutex<HashSet<Id>>,
+}
+
+/// Marks an account as run by this process until dropped (also when the
+/// run's future is dropped half-way).
+struct Running<'a> {
+    set: &'a Mutex<HashSet<Id>>,
+    id: Id,
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut set) = self.set.lock() {
+            set.remove(&self.id);
+        }
+    }
+}
+
+/// Why a run stopped early.
+enum Stop {
+    /// The plugin (or the call) failed.
+    Call(CallError),
+    /// The lease went to another worker; drop everything.
+    LeaseLost,
+    /// The host failed.
+    Host(SyncError),
+}
+
+impl From<SyncError> for Stop {
+    fn from(e: SyncError) -> Self {
+        Stop::Host(e)
+    }
+}
+impl From<CrmError> for Stop {
+    fn from(e: CrmError) -> Self {
+        Stop::Host(e.into())
+    }
+}
+impl From<mailroom_store::sqlx::Error> for Stop {
+    fn from(e: mailroom_store::sqlx::Error) -> Self {
+        Stop::Host(e.into())
+    }
+}
+impl From<CallError> for Stop {
+    fn from(e: CallError) -> Self {
+        Stop::Call(e)
+    }
+}
+
+/// How many `message-failed` errors one run absorbs before giving up.
+const MAX_MESSAGE_FAILURES_PER_RUN: usize = 1000;
+
+impl Engine {
+    /// An engine over `db`, running plugins from `registry`.
+    pub fn new(db: Db, vault: Arc<Vault>, registry: Arc<Registry>, config: EngineConfig) -> Self {
+        Engine {
+            db,
+            vault,
+            registry,
+            config,
+            index: RwLock::new(Arc::new(ContactIndex::default())),
+            running: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Run every due account until none is due (for `mailroom sync` and tests).
+    /// Returns how many runs were made.
+    pub async fn run_until_idle(&self) -> Result<usize, SyncError> {
+        let mut runs = 0;
+        while self.tick().await? {
+            runs += 1;
+        }
+        Ok(runs)
+    }
+
+    /// Run forever with `workers` accounts in parallel, polling every `poll`.
+    pub async fn run(self: Arc<Self>, workers: usize, poll: Duration) {
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..workers.max(1) {
+            let engine = self.clone();
+            tasks.spawn(async move {
+                loop {
+                    match engine.tick().await {
+                        Ok(true) => {}
+                        Ok(false) => tokio::time::sleep(poll).await,
+                        Err(e) => {
+                            tracing::error!(error = %e, "sync engine");
+                            tokio::time::sleep(poll).await;
+                        }
+                    }
+                }
+            });
+        }
+        while tasks.join_next().await.is_some() {}
+    }
+
+    /// Claim one due account and run it. False when none was due.
+    pub async fn tick(&self) -> Result<bool, SyncError> {
+        state::ensure_rows(&self.db).await?;
+        let ttl = self.config.lease.as_secs().max(1) as i64;
+        let running: Vec<Id> = self
+            .running
+            .lock()
+            .map(|set| set.iter().copied().collect())
+            .unwrap_or_default();
+        let Some(id) = state::claim(&self.db, &self.config.node, ttl, &running).await? else {
+            return Ok(false);
+        };
+        let newly = self
+            .running
+            .lock()
+            .map(|mut set| set.insert(id))
+            .unwrap_or(false);
+        if !newly {
+            // Another worker of this process claimed it in the meantime.
+            return Ok(true);
+        }
+        let _running = Running {
+            set: &self.running,
+            id,
+        };
+        let account = accounts::get(&self.db, &self.vault, id).await?;
+        let span = tracing::error_span!("account", account = id, provider = %account.provider);
+        self.run_account(&account).instrument(span).await?;
+        Ok(true)
+    }
+
+    async fn contact_index(&self) -> Result<Arc<ContactIndex>, SyncError> {
+        let current = generation::current(self.db.pool()).await?;
+        let cached = self.index.read().map(|i| i.clone()).unwrap_or_default();
+        if cached.generation() == current {
+            return Ok(cached);
+        }
+        let fresh = Arc::new(ContactIndex::load(&self.db).await?);
+        if let Ok(mut slot) = self.index.write() {
+            *slot = fresh.clone();
+        }
+        Ok(fresh)
+    }
+
+    async fn run_account(&self, account: &Account) -> Result<(), SyncError> {
+        let node = &self.config.node;
+        let position = state::position(&self.db, account.id).await?;
+        let ending = match self.pull(account).await {
+            Ok(()) => Ending::Synced {
+                next: unix_now() + self.config.interval.as_secs() as i64,
+            },
+            Err(Stop::LeaseLost) => {
+                tracing::warn!("lease lost to another worker; stopping");
+                return Ok(());
+            }
+            Err(Stop::Host(e)) => {
+                // Release the lease so that the account is retried; the error is the host's.
+                let attempts = position.attempts + 1;
+                let next = self.retry_at(attempts, None);
+                state::finish(
+                    &self.db,
+                    account.id,
+                    node,
+                    Ending::Retry {
+                        why: "internal error; see the host log".into(),
+                        next,
+                        attempts,
+                    },
+                )
+                .await?;
+                return Err(e);
+            }
+            Err(Stop::Call(e)) => self.ending_for(&e, position.attempts + 1),
+        };
+        if let Ending::Retry { why, .. } | Ending::Reauth { why } | Ending::NeedsUser { why } =
+            &ending
+        {
+            tracing::warn!(error = %why, "sync stopped");
+        }
+        state::finish(&self.db, account.id, node, ending).await?;
+        Ok(())
+    }
+
+    fn retry_at(&self, attempts: u32, retry_after: Option<Duration>) -> i64 {
+        let wait = backoff::delay(
+            attempts,
+            self.config.backoff_base,
+            self.config.backoff_max,
+            retry_after,
+        );
+        unix_now() + wait.as_secs().max(1) as i64
+    }
+
+    /// The status a failed run leaves.
+    fn ending_for(&self, e: &CallError, attempts: u32) -> Ending {
+        match e {
+            CallError::Provider(ProviderError::AuthFailed(_)) => Ending::Reauth {
+                why: format!("{e}; update the account's authentication"),
+            },
+            CallError::Provider(ProviderError::BadConfig(_)) => Ending::NeedsUser {
+                why: format!("{e}; change the account's settings"),
+            },
+            CallError::Provider(ProviderError::RateLimited(secs)) => Ending::Retry {
+                why: e.to_string(),
+                next: self.retry_at(attempts, Some(Duration::from_secs(u64::from(*secs)))),
+                attempts,
+            },
+            _ => Ending::Retry {
+                why: e.to_string(),
+                next: self.retry_at(attempts, None),
+                attempts,
+            },
+        }
+    }
+
+    async fn start(&self, account: &Account) -> Result<Run, Stop> {
+        let plugin = self.registry.get(&account.provider).ok_or_else(|| {
+            Stop::Call(CallError::Ended(format!(
+                "the `{}` plugin is not installed",
+                account.provider
+            )))
+        })?;
+        let mut secrets = Secrets::new();
+        for (name, value) in accounts::secrets(&self.db, &self.vault, account.id).await? {
+            secrets.insert(name, Secret::new(value));
+        }
+        let input = AccountInput {
+            id: account.id.to_string(),
+            address: account.address.clone(),
+            settings: account.settings.clone(),
+            secrets,
+        };
+        let mut run = self
+            .registry
+            .runtime()
+            .start(&plugin, &input, &self.config.grant)
+            .await?;
+        run.open().await?;
+        Ok(run)
+    }
+
+    /// One run: open, re-link if the CRM changed, then pages until caught up.
+    async fn pull(&self, account: &Account) -> Result<(), Stop> {
+        let node = &self.config.node;
+        let ttl = self.config.lease.as_secs().max(1) as i64;
+        let mut run = self.start(account).await?;
+        let index = self.contact_index().await?;
+        let ctx = AccountContext {
+            id: account.id,
+            scope: account.scope,
+            own: accounts::own_addresses(&self.db, account.owner_id).await?,
+        };
+        let mut position = state::position(&self.db, account.id).await?;
+        if position.linked_generation != index.generation() {
+            self.relink(&mut run, &ctx, &index).await?;
+            state::linked(&self.db, account.id, node, index.generation()).await?;
+        }
+        let mut window_since = position
+            .window_since
+            .unwrap_or_else(|| unix_now() - self.config.window.as_secs() as i64);
+        let mut expired_once = false;
+        let mut message_failures = 0;
+        loop {
+            let skip = messages::failures(&self.db, account.id)
+                .await?
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect();
+            let window = Window {
+                since: window_since,
+                skip,
+            };
+            let page = match run.sync(position.cursor.as_deref(), &window).await {
+                Ok(page) => page,
+                Err(CallError::Provider(ProviderError::CursorExpired)) if !expired_once => {
+                    // Start the window again; stored copies are recognised, so nothing doubles.
+                    tracing::info!("cursor expired; syncing the window again");
+                    expired_once = true;
+                    position.cursor = None;
+                    position.backfilled = false;
+                    window_since = unix_now() - self.config.window.as_secs() as i64;
+                    continue;
+                }
+                Err(CallError::Provider(ProviderError::MessageFailed(m)))
+                    if message_failures < MAX_MESSAGE_FAILURES_PER_RUN =>
+                {
+                    // One bad message: record it and ask again without it.
+                    message_failures += 1;
+                    let mut tx = self.db.begin().await?;
+                    messages::record_failure(&mut tx, account.id, &m.id, &m.why).await?;
+                    tx.commit().await?;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let backfilled = position.backfilled || !page.more;
+            let progress = Progress {
+                cursor: Some(&page.cursor),
+                window_since,
+                backfilled,
+                done: page.progress.as_ref().map_or(0, |p| p.done as i64),
+                total: page
+                    .progress
+                    .as_ref()
+                    .and_then(|p| p.total)
+                    .map(|t| t as i64),
+            };
+            let mut tx = self.db.begin().await?;
+            self.write_page(&mut tx, &ctx, &index, &page).await?;
+            if !state::advance(&mut tx, account.id, node, ttl, &progress).await? {
+                return Err(Stop::LeaseLost);
+            }
+            tx.commit().await?;
+            position.cursor = Some(page.cursor.clone());
+            position.backfilled = backfilled;
+            if !page.more {
+                break;
+            }
+        }
+        if let Err(e) = run.close().await {
+            tracing::debug!(error = %e, "closing the session");
+        }
+        Ok(())
+    }
+
+    /// Parse and ingest a page's messages, and record its failures.
+    async fn write_page(
+        &self,
+        tx: &mut mailroom_store::Tx,
+        ctx: &AccountContext,
+        index: &ContactIndex,
+        page: &Page,
+    ) -> Result<(), Stop> {
+        for m in &page.messages {
+            match mailroom_mail::parse(&m.raw) {
+                Ok(parsed) => {
+                    let copy = Copy {
+                        provider_id: &m.id,
+                        folder: &m.folder,
+                        provider_thread: m.thread_id.as_deref(),
+                        received_at: m.received_at,
+                    };
+                    messages::ingest(tx, ctx, index, copy, &parsed).await?;
+                }
+                Err(e) => messages::record_failure(tx, ctx.id, &m.id, &e.to_string()).await?,
+            }
+        }
+        for f in &page.failed {
+            messages::record_failure(tx, ctx.id, &f.id, &f.why).await?;
+        }
+        Ok(())
+    }
+
+    /// Re-link stored mail to the current contacts, and fetch the indexed
+    /// messages that now match.
+    async fn relink(
+        &self,
+        run: &mut Run,
+        ctx: &AccountContext,
+        index: &ContactIndex,
+    ) -> Result<(), Stop> {
+        let mut tx = self.db.begin().await?;
+        let wanted = messages::relink(&mut tx, ctx, index).await?;
+        tx.commit().await?;
+        if !wanted.is_empty() {
+            tracing::info!(
+                messages = wanted.len(),
+                "fetching mail that now matches a contact"
+            );
+        }
+        for batch in wanted.chunks(self.config.fetch_batch.max(1)) {
+            let page = run.fetch(batch).await?;
+            let mut tx = self.db.begin().await?;
+            self.write_page(&mut tx, ctx, index, &page).await?;
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+}
