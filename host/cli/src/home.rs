@@ -5,21 +5,57 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use mailroom_runtime::{Registry, Runtime, RuntimeConfig};
+use mailroom_store::Db;
+use mailroom_vault::Vault;
 
-/// Paths under `MAILROOM_HOME`.
+/// Paths under `MAILROOM_HOME`, and where the database and key are.
 pub struct Home {
     root: PathBuf,
     cache: Option<PathBuf>,
     extra_ca: Option<PathBuf>,
+    database: Option<String>,
 }
 
 impl Home {
-    pub fn new(root: PathBuf, cache: Option<PathBuf>, extra_ca: Option<PathBuf>) -> Self {
+    pub fn new(
+        root: PathBuf,
+        cache: Option<PathBuf>,
+        extra_ca: Option<PathBuf>,
+        database: Option<String>,
+    ) -> Self {
         Home {
             root,
             cache,
             extra_ca,
+            database,
         }
+    }
+
+    /// The database: `MAILROOM_DATABASE_URL`, or a SQLite file in the home.
+    pub async fn db(&self) -> anyhow::Result<Db> {
+        let url = match &self.database {
+            Some(url) => url.clone(),
+            None => {
+                std::fs::create_dir_all(&self.root)
+                    .with_context(|| format!("creating {}", self.root.display()))?;
+                format!("sqlite:{}", self.root.join("mailroom.db").display())
+            }
+        };
+        Ok(Db::open(&url).await.context("MAILROOM_DATABASE_URL")?)
+    }
+
+    /// The sealing key: `MAILROOM_SECRET_KEY` (base64), the file named by
+    /// `MAILROOM_SECRET_KEY_FILE`, or `secret.key` in the home, made on first use.
+    pub fn vault(&self) -> anyhow::Result<Arc<Vault>> {
+        let vault = match (
+            std::env::var("MAILROOM_SECRET_KEY"),
+            std::env::var_os("MAILROOM_SECRET_KEY_FILE"),
+        ) {
+            (Ok(key), _) => Vault::from_base64(&key, "MAILROOM_SECRET_KEY")?,
+            (_, Some(file)) => Vault::from_file_or_create(&PathBuf::from(file))?,
+            _ => Vault::from_file_or_create(&self.root.join("secret.key"))?,
+        };
+        Ok(Arc::new(vault))
     }
 
     /// Where installed plugin files live, one `NAME.wasm` each.

@@ -7,6 +7,8 @@
 mod home;
 mod plugin_cmd;
 mod serve;
+mod sync_cmd;
+mod user_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,6 +33,9 @@ struct Cli {
     /// A PEM file of extra CA certificates that plugin TLS connections trust.
     #[arg(long, env = "MAILROOM_EXTRA_CA", global = true)]
     extra_ca: Option<PathBuf>,
+    /// The database: `sqlite:PATH` or `postgres://…` (default: `mailroom.db` in the home).
+    #[arg(long, env = "MAILROOM_DATABASE_URL", global = true)]
+    database: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -42,11 +47,23 @@ enum Command {
         #[command(subcommand)]
         command: plugin_cmd::PluginCommand,
     },
-    /// Run the host: load the installed plugins and serve the HTTP API.
+    /// Run the host: sync every account on schedule and serve the HTTP API.
     Serve {
         /// Address to listen on.
         #[arg(long, env = "MAILROOM_LISTEN", default_value = "127.0.0.1:8080")]
         listen: String,
+        #[command(flatten)]
+        engine: sync_cmd::EngineArgs,
+    },
+    /// Sync every due account once, then print each account's status.
+    Sync {
+        #[command(flatten)]
+        engine: sync_cmd::EngineArgs,
+    },
+    /// Manage CRM users.
+    User {
+        #[command(subcommand)]
+        command: user_cmd::UserCommand,
     },
 }
 
@@ -66,13 +83,17 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let home = home::Home::new(cli.home, cli.cache, cli.extra_ca);
+    let home = home::Home::new(cli.home, cli.cache, cli.extra_ca, cli.database);
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Plugin { command } => plugin_cmd::run(&home, command).await,
-            Command::Serve { listen } => {
-                serve::run(&home, &listen).await.map(|()| ExitCode::SUCCESS)
-            }
+            Command::Serve { listen, engine } => serve::run(&home, &listen, &engine)
+                .await
+                .map(|()| ExitCode::SUCCESS),
+            Command::Sync { engine } => sync_cmd::run(&home, &engine)
+                .await
+                .map(|()| ExitCode::SUCCESS),
+            Command::User { command } => user_cmd::run(&home, command).await,
         }
     });
     match result {

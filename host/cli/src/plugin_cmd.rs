@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::{Context, bail};
 use clap::Subcommand;
 use mailroom_runtime::{
-    AccountInput, Credential, OperatorGrant, Plugin, PluginDescription, Secret, Secrets, Window,
+    AccountInput, OperatorGrant, Plugin, PluginDescription, Secret, Secrets, Window,
 };
 
 use crate::home::Home;
@@ -97,7 +97,10 @@ async fn check(home: &Home, file: &Path, json: bool) -> anyhow::Result<ExitCode>
         Ok(plugin) => {
             let d = plugin.description();
             if json {
-                println!("{}", serde_json::to_string_pretty(&describe_json(d))?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&mailroom_web::plugin_json(d))?
+                );
             } else {
                 print!("{}", describe_text(d));
             }
@@ -239,34 +242,6 @@ pub fn describe_text(d: &PluginDescription) -> String {
         out.push_str(&format!("  {i}\n"));
     }
     out
-}
-
-pub fn describe_json(d: &PluginDescription) -> serde_json::Value {
-    serde_json::json!({
-        "name": d.name,
-        "version": d.version,
-        "description": d.description,
-        "contract": d.contract,
-        "digest": d.digest,
-        "fields": d.fields.iter().map(|f| serde_json::json!({
-            "name": f.name, "label": f.label, "help": f.help,
-            "secret": f.secret, "required": f.required, "default": f.default_value,
-        })).collect::<Vec<_>>(),
-        "endpoints": d.endpoints.iter().map(|e| serde_json::json!({
-            "template": e.template, "purpose": e.purpose,
-            "credential": e.credential.as_ref().map(credential_json),
-        })).collect::<Vec<_>>(),
-        "imports": d.imports,
-    })
-}
-
-fn credential_json(c: &Credential) -> serde_json::Value {
-    match c {
-        Credential::Bearer(secret) => serde_json::json!({"kind": "bearer", "secret_field": secret}),
-        Credential::Basic(b) => serde_json::json!({
-            "kind": "basic", "user_field": b.user_field, "secret_field": b.secret_field,
-        }),
-    }
 }
 
 fn pairs(items: &[String], flag: &str) -> anyhow::Result<BTreeMap<String, String>> {

@@ -1,35 +1,36 @@
-//! `mailroom serve`: the long-running host. For now it loads the installed
-//! plugins and answers `/healthz` and `/api/plugins`; the sync engine and the
-//! CRM API join it as they land.
+//! `mailroom serve`: the long-running host: the sync engine and the HTTP API
+//! over one database and the installed plugins.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
-use axum::routing::get;
-use axum::{Json, Router};
+use mailroom_sync::Engine;
+use mailroom_web::AppState;
 
 use crate::home::Home;
-use crate::plugin_cmd::describe_json;
+use crate::sync_cmd::EngineArgs;
 
-pub async fn run(home: &Home, listen: &str) -> anyhow::Result<()> {
+pub async fn run(home: &Home, listen: &str, engine_args: &EngineArgs) -> anyhow::Result<()> {
+    let db = home.db().await?;
+    let vault = home.vault()?;
     let registry = Arc::new(home.registry().await?);
-    let app = Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route(
-            "/api/plugins",
-            get(move || {
-                let registry = registry.clone();
-                async move {
-                    Json(
-                        registry
-                            .list()
-                            .iter()
-                            .map(|p| describe_json(p.description()))
-                            .collect::<Vec<_>>(),
-                    )
-                }
-            }),
-        );
+    let config = engine_args.config()?;
+    let grant = config.grant.clone();
+    let engine = Arc::new(Engine::new(
+        db.clone(),
+        vault.clone(),
+        registry.clone(),
+        config,
+    ));
+    let workers = engine_args.workers;
+    let sync = tokio::spawn(engine.run(workers, Duration::from_secs(1)));
+    let app = mailroom_web::router(AppState {
+        db,
+        vault,
+        registry,
+        grant,
+    });
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("MAILROOM_LISTEN {listen}: cannot listen"))?;
@@ -39,5 +40,6 @@ pub async fn run(home: &Home, listen: &str) -> anyhow::Result<()> {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await?;
+    sync.abort();
     Ok(())
 }

@@ -1,0 +1,503 @@
+//! End to end through the public surfaces: `mailroom user add`, `mailroom
+//! serve` (engine + HTTP API) and `mailroom sync`, on SQLite and PostgreSQL,
+//! with the real `scripted` plugin.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mailroom_test_support::both_backends;
+use mailroom_test_support::db::{Kind, TestDb};
+use mailroom_test_support::plugin;
+use serde_json::{Value, json};
+
+const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+const PASSWORD: &str = "Sup3r-Secret-Passw0rd-4711";
+const NEW_PASSWORD: &str = "tok-NEW-Secret-0815-xyz";
+const LOGIN_PASSWORD: &str = "login-pw-Secret-42";
+
+/// One Mailroom home with its database.
+struct Site {
+    home: tempfile::TempDir,
+    db: TestDb,
+}
+
+impl Site {
+    async fn new(kind: Kind) -> Site {
+        let site = Site {
+            home: tempfile::tempdir().unwrap(),
+            db: TestDb::new(kind).await,
+        };
+        let out = site.run(
+            &["plugin", "install", plugin("scripted").to_str().unwrap()],
+            &[],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        site
+    }
+
+    fn command(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_mailroom"));
+        c.args(args)
+            .env("MAILROOM_HOME", self.home.path())
+            .env(
+                "MAILROOM_CACHE",
+                Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-cache"),
+            )
+            .env("MAILROOM_DATABASE_URL", self.db.url())
+            .env("MAILROOM_SECRET_KEY", KEY)
+            .env("MAILROOM_LOG", "debug");
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c
+    }
+
+    fn run(&self, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+        self.command(args, env).output().expect("mailroom runs")
+    }
+
+    /// `mailroom user add …`: the id and, when asked, the token.
+    fn user(&self, email: &str, role: &str, token: bool) -> (i64, Option<String>) {
+        let mut args = vec![
+            "user",
+            "add",
+            "--email",
+            email,
+            "--role",
+            role,
+            "--password-env",
+            "PW",
+        ];
+        if token {
+            args.extend(["--token", "crm"]);
+        }
+        let out = self.run(&args, &[("PW", LOGIN_PASSWORD)]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let id = text.split_whitespace().nth(1).unwrap().parse().unwrap();
+        let token = text
+            .lines()
+            .find_map(|l| l.strip_prefix("token "))
+            .map(str::to_string);
+        (id, token)
+    }
+
+    fn log(&self) -> PathBuf {
+        self.home.path().join("serve.log")
+    }
+
+    fn serve(&self) -> Server {
+        let log = std::fs::File::create(self.log()).unwrap();
+        let child = self
+            .command(
+                &["serve", "--listen", "127.0.0.1:0", "--node", "api-test"],
+                &[],
+            )
+            .stderr(Stdio::from(log))
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("serve starts");
+        let mut server = Server {
+            child,
+            base: String::new(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let text = std::fs::read_to_string(self.log()).unwrap_or_default();
+            if let Some(addr) = text
+                .lines()
+                .find_map(|l| l.strip_prefix("mailroom: serving on "))
+            {
+                server.base = addr.trim().to_string();
+                return server;
+            }
+            assert!(Instant::now() < deadline, "serve did not start: {text}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// The running server; stopped by PID however the test ends.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Api {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Api {
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .http
+            .request(method.parse().unwrap(), format!("{}{path}", self.base))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let res = req.send().await.expect("request");
+        let status = res.status().as_u16();
+        let text = res.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+}
+
+async fn api_end_to_end(kind: Kind) {
+    let site = Site::new(kind).await;
+    let (_, admin) = site.user("alice@corp.test", "admin", true);
+    let admin = admin.unwrap();
+    site.user("bob@corp.test", "member", false);
+    let server = site.serve();
+    let api = Api {
+        http: reqwest::Client::new(),
+        base: server.base.clone(),
+    };
+
+    // Sign-in: a wrong password is refused; the right one gives a session.
+    let (code, _) = api
+        .call(
+            "POST",
+            "/api/login",
+            "",
+            Some(json!({"email": "bob@corp.test", "password": "nope"})),
+        )
+        .await;
+    assert_eq!(code, 401);
+    let (code, login) = api
+        .call(
+            "POST",
+            "/api/login",
+            "",
+            Some(json!({"email": "BOB@corp.test", "password": LOGIN_PASSWORD})),
+        )
+        .await;
+    assert_eq!(code, 200, "{login}");
+    let bob = login["token"].as_str().unwrap().to_string();
+    let (code, _) = api.call("GET", "/api/contacts", "", None).await;
+    assert_eq!(code, 401);
+
+    // The CRM pushes contacts and deals; bad input names the field.
+    let (code, err) = api
+        .call(
+            "POST",
+            "/api/contacts",
+            &admin,
+            Some(json!({"name": "X", "emails": ["ok@x.test", "not an address"]})),
+        )
+        .await;
+    assert_eq!(
+        (code, err["field"].as_str()),
+        (422, Some("emails[1]")),
+        "{err}"
+    );
+    let (code, err) = api
+        .call(
+            "POST",
+            "/api/contacts",
+            &admin,
+            Some(json!({"name": "X", "emails": "ok@x.test"})),
+        )
+        .await;
+    assert_eq!(
+        (code, err["field"].as_str()),
+        (422, Some("emails")),
+        "{err}"
+    );
+    let (code, err) = api
+        .call("POST", "/api/contacts", &admin, Some(json!({"nmae": "X"})))
+        .await;
+    assert_eq!(code, 422, "{err}");
+    assert!(err["error"].as_str().unwrap().contains("nmae"), "{err}");
+    let (code, err) = api
+        .call("GET", "/api/contacts?limit=abc", &admin, None)
+        .await;
+    assert_eq!((code, err["field"].as_str()), (422, Some("limit")), "{err}");
+    let (code, err) = api.call("GET", "/api/contacts/abc", &admin, None).await;
+    assert_eq!((code, err["field"].as_str()), (422, Some("id")), "{err}");
+    let (code, imported) = api
+        .call(
+            "POST",
+            "/api/contacts/import",
+            &admin,
+            Some(json!([
+                {"name": "Client", "emails": ["client@x.test"], "external_id": "c-1"},
+                {"name": "Other", "emails": ["other@x.test"], "external_id": "c-2"},
+            ])),
+        )
+        .await;
+    assert_eq!(code, 200, "{imported}");
+    let client = imported["ids"][0].as_i64().unwrap();
+    let (code, err) = api
+        .call(
+            "POST",
+            "/api/contacts/import",
+            &admin,
+            Some(json!([{"name": "Y", "emails": ["y@x.test"]}, {"emails": ["bad"]}])),
+        )
+        .await;
+    assert_eq!(
+        (code, err["field"].as_str()),
+        (422, Some("contacts[1].emails[0]")),
+        "{err}"
+    );
+    let (_, listed) = api.call("GET", "/api/contacts", &admin, None).await;
+    assert_eq!(
+        listed.as_array().unwrap().len(),
+        2,
+        "a failed import stores nothing: {listed}"
+    );
+    let (code, deal) = api
+        .call(
+            "POST",
+            "/api/deals",
+            &admin,
+            Some(json!({"title": "Big one", "value": 1200.5, "primary_contact_id": client})),
+        )
+        .await;
+    assert_eq!(code, 201, "{deal}");
+    assert_eq!(deal["status"], "open");
+    let deal = deal["id"].as_i64().unwrap();
+    let (code, err) = api
+        .call(
+            "POST",
+            "/api/deals",
+            &admin,
+            Some(json!({"title": "Bad", "primary_contact_id": 42})),
+        )
+        .await;
+    assert_eq!(
+        (code, err["field"].as_str()),
+        (422, Some("primary_contact_id")),
+        "{err}"
+    );
+
+    // Alice connects a mailbox; bad credentials and settings are refused at once.
+    let connect = |settings: Value, secrets: Value| json!({"provider": "scripted", "address": "alice@corp.test", "settings": settings, "secrets": secrets});
+    let (code, err) = api
+        .call(
+            "POST",
+            "/api/accounts",
+            &admin,
+            Some(connect(
+                json!({"fail": "0:auth-failed"}),
+                json!({"password": PASSWORD}),
+            )),
+        )
+        .await;
+    assert_eq!(
+        (code, err["field"].as_str()),
+        (422, Some("secrets")),
+        "{err}"
+    );
+    let (code, err) = api
+        .call(
+            "POST",
+            "/api/accounts",
+            &admin,
+            Some(connect(json!({"colour": "red"}), json!({}))),
+        )
+        .await;
+    assert_eq!(
+        (code, err["field"].as_str()),
+        (422, Some("settings.colour")),
+        "{err}"
+    );
+    let (code, account) = api
+        .call(
+            "POST",
+            "/api/accounts",
+            &admin,
+            Some(connect(json!({"messages": "12", "page_size": "5", "span_days": "300", "contacts": "client@x.test,stranger@x.test"}), json!({"password": PASSWORD}))),
+        )
+        .await;
+    assert_eq!(code, 201, "{account}");
+    assert_eq!(account["secret_names"], json!(["password"]));
+    assert!(!account.to_string().contains(PASSWORD));
+    let id = account["id"].as_i64().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, a) = api
+            .call("GET", &format!("/api/accounts/{id}"), &admin, None)
+            .await;
+        if a["sync"]["phase"] == "active" {
+            assert!(
+                a["sync"]["text"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("active (last sync at"),
+                "{a}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "never synced: {a}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Alice sees the mail on the contact and the deal; Bob sees nothing of it, nor the account.
+    for path in [
+        format!("/api/contacts/{client}/emails"),
+        format!("/api/contacts/{client}/activities"),
+        format!("/api/deals/{deal}/emails"),
+        format!("/api/deals/{deal}/activities"),
+    ] {
+        let (code, items) = api.call("GET", &path, &admin, None).await;
+        assert_eq!(
+            (code, items.as_array().map(Vec::len)),
+            (200, Some(6)),
+            "{path}: {items}"
+        );
+        let (code, items) = api.call("GET", &path, &bob, None).await;
+        assert_eq!(
+            (code, items.as_array().map(Vec::len)),
+            (200, Some(0)),
+            "{path}: {items}"
+        );
+    }
+    let (_, accounts) = api.call("GET", "/api/accounts", &bob, None).await;
+    assert_eq!(accounts, json!([]));
+    for method in ["GET", "PATCH", "DELETE"] {
+        let body = (method == "PATCH").then(|| json!({"visibility": "public"}));
+        let (code, _) = api
+            .call(method, &format!("/api/accounts/{id}"), &bob, body)
+            .await;
+        assert_eq!(code, 404, "{method}");
+    }
+    // Public: Bob sees the emails now.
+    let (code, _) = api
+        .call(
+            "PATCH",
+            &format!("/api/accounts/{id}"),
+            &admin,
+            Some(json!({"visibility": "public"})),
+        )
+        .await;
+    assert_eq!(code, 200);
+    let (_, items) = api
+        .call("GET", &format!("/api/deals/{deal}/emails"), &bob, None)
+        .await;
+    assert_eq!(items.as_array().unwrap().len(), 6, "{items}");
+    // Preferred needs the Professional plan.
+    let (code, err) = api
+        .call(
+            "PATCH",
+            &format!("/api/accounts/{id}"),
+            &admin,
+            Some(json!({"preferred": true})),
+        )
+        .await;
+    assert_eq!(
+        (code, err["field"].as_str()),
+        (422, Some("preferred")),
+        "{err}"
+    );
+    // Update authentication.
+    let (code, a) = api
+        .call(
+            "PATCH",
+            &format!("/api/accounts/{id}"),
+            &admin,
+            Some(json!({"secrets": {"password": NEW_PASSWORD}})),
+        )
+        .await;
+    assert_eq!(code, 200, "{a}");
+
+    // The OpenAPI document lists the timelines.
+    let (code, doc) = api.call("GET", "/api/openapi.json", "", None).await;
+    assert_eq!(code, 200);
+    for path in [
+        "/api/contacts/{id}/emails",
+        "/api/deals/{id}/activities",
+        "/api/accounts/{id}",
+        "/api/contacts/import",
+    ] {
+        assert!(doc["paths"].get(path).is_some(), "{path} missing");
+    }
+
+    // Disconnecting purges the account's mail.
+    let (code, _) = api
+        .call("DELETE", &format!("/api/accounts/{id}"), &admin, None)
+        .await;
+    assert_eq!(code, 204);
+    let (_, items) = api
+        .call(
+            "GET",
+            &format!("/api/contacts/{client}/emails"),
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(items, json!([]));
+    drop(server);
+
+    // No secret in clear in the database or the log.
+    let log = std::fs::read(site.log()).unwrap();
+    assert!(log.len() > 1000, "the log is not empty (debug level)");
+    let mut haystacks = vec![("log", log)];
+    match site.db.sqlite_path() {
+        Some(path) => {
+            for suffix in ["", "-wal"] {
+                let file = PathBuf::from(format!("{}{suffix}", path.display()));
+                if let Ok(bytes) = std::fs::read(&file) {
+                    haystacks.push(("database file", bytes));
+                }
+            }
+        }
+        None => {
+            let dump = Command::new("pg_dump")
+                .arg(site.db.url())
+                .output()
+                .expect("pg_dump runs");
+            assert!(
+                dump.status.success(),
+                "{}",
+                String::from_utf8_lossy(&dump.stderr)
+            );
+            haystacks.push(("database dump", dump.stdout));
+        }
+    }
+    for (what, bytes) in &haystacks {
+        for secret in [
+            PASSWORD,
+            NEW_PASSWORD,
+            LOGIN_PASSWORD,
+            admin.as_str(),
+            bob.as_str(),
+        ] {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "`{secret}` in the {what}"
+            );
+        }
+    }
+}
+both_backends!(
+    api_end_to_end_with_visibility_and_sealed_secrets,
+    api_end_to_end
+);

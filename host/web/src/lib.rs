@@ -1,0 +1,90 @@
+//! `mailroom-web`: the HTTP API a CRM and its users talk to.
+//!
+//! JSON over axum: sign-in sessions and API tokens, contacts and deals
+//! (created, changed, deleted and bulk-imported by the CRM), connected
+//! accounts (connect, change, re-authorise, disconnect) with their sync
+//! status, and the contact and deal timelines, each answering only what the
+//! caller may see. The OpenAPI document is served at `/api/openapi.json`.
+//! This layer validates, authorises and translates; the rules live in
+//! `mailroom-crm` and `mailroom-sync`, and it writes no table but its own
+//! `auth_tokens`.
+
+mod accounts;
+mod auth;
+mod crm;
+mod error;
+mod openapi;
+mod plugins;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{get, post};
+use mailroom_runtime::{OperatorGrant, Registry};
+use mailroom_store::Db;
+use mailroom_vault::Vault;
+
+pub use auth::api_token;
+pub use error::ApiError;
+pub use plugins::plugin_json;
+
+/// What every handler reaches.
+#[derive(Clone)]
+pub struct AppState {
+    /// The database.
+    pub db: Db,
+    /// The operator's sealing key.
+    pub vault: Arc<Vault>,
+    /// The installed plugins (used to verify accounts on connect).
+    pub registry: Arc<Registry>,
+    /// What the operator grants plugins.
+    pub grant: OperatorGrant,
+}
+
+/// The whole API.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/api/openapi.json", get(openapi::document))
+        .route("/api/plugins", get(plugins::list))
+        .route("/api/login", post(auth::login))
+        .route("/api/logout", post(auth::logout))
+        .route("/api/me", get(auth::me))
+        .route("/api/tokens", post(auth::create_token))
+        .route("/api/users", get(auth::list_users).post(auth::create_user))
+        .route(
+            "/api/contacts",
+            get(crm::list_contacts).post(crm::create_contact),
+        )
+        .route("/api/contacts/import", post(crm::import_contacts))
+        .route(
+            "/api/contacts/{id}",
+            get(crm::get_contact)
+                .patch(crm::update_contact)
+                .delete(crm::delete_contact),
+        )
+        .route(
+            "/api/contacts/{id}/activities",
+            get(crm::contact_activities),
+        )
+        .route("/api/contacts/{id}/emails", get(crm::contact_emails))
+        .route("/api/deals", get(crm::list_deals).post(crm::create_deal))
+        .route("/api/deals/import", post(crm::import_deals))
+        .route(
+            "/api/deals/{id}",
+            get(crm::get_deal)
+                .patch(crm::update_deal)
+                .delete(crm::delete_deal),
+        )
+        .route("/api/deals/{id}/activities", get(crm::deal_activities))
+        .route("/api/deals/{id}/emails", get(crm::deal_emails))
+        .route("/api/accounts", get(accounts::list).post(accounts::connect))
+        .route(
+            "/api/accounts/{id}",
+            get(accounts::get)
+                .patch(accounts::change)
+                .delete(accounts::disconnect),
+        )
+        .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .with_state(state)
+}
