@@ -2,142 +2,19 @@
 //! serve` (engine + HTTP API) and `mailroom sync`, on SQLite and PostgreSQL,
 //! with the real `scripted` plugin.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::{LOGIN_PASSWORD, Site};
 use mailroom_test_support::both_backends;
-use mailroom_test_support::db::{Kind, TestDb};
-use mailroom_test_support::plugin;
+use mailroom_test_support::db::Kind;
 use serde_json::{Value, json};
 
-const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 const PASSWORD: &str = "Sup3r-Secret-Passw0rd-4711";
 const NEW_PASSWORD: &str = "tok-NEW-Secret-0815-xyz";
-const LOGIN_PASSWORD: &str = "login-pw-Secret-42";
-
-/// One Mailroom home with its database.
-struct Site {
-    home: tempfile::TempDir,
-    db: TestDb,
-}
-
-impl Site {
-    async fn new(kind: Kind) -> Site {
-        let site = Site {
-            home: tempfile::tempdir().unwrap(),
-            db: TestDb::new(kind).await,
-        };
-        let out = site.run(
-            &["plugin", "install", plugin("scripted").to_str().unwrap()],
-            &[],
-        );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        site
-    }
-
-    fn command(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_mailroom"));
-        c.args(args)
-            .env("MAILROOM_HOME", self.home.path())
-            .env(
-                "MAILROOM_CACHE",
-                Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-cache"),
-            )
-            .env("MAILROOM_DATABASE_URL", self.db.url())
-            .env("MAILROOM_SECRET_KEY", KEY)
-            .env("MAILROOM_LOG", "debug");
-        for (k, v) in env {
-            c.env(k, v);
-        }
-        c
-    }
-
-    fn run(&self, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
-        self.command(args, env).output().expect("mailroom runs")
-    }
-
-    /// `mailroom user add …`: the id and, when asked, the token.
-    fn user(&self, email: &str, role: &str, token: bool) -> (i64, Option<String>) {
-        let mut args = vec![
-            "user",
-            "add",
-            "--email",
-            email,
-            "--role",
-            role,
-            "--password-env",
-            "PW",
-        ];
-        if token {
-            args.extend(["--token", "crm"]);
-        }
-        let out = self.run(&args, &[("PW", LOGIN_PASSWORD)]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let text = String::from_utf8_lossy(&out.stdout).to_string();
-        let id = text.split_whitespace().nth(1).unwrap().parse().unwrap();
-        let token = text
-            .lines()
-            .find_map(|l| l.strip_prefix("token "))
-            .map(str::to_string);
-        (id, token)
-    }
-
-    fn log(&self) -> PathBuf {
-        self.home.path().join("serve.log")
-    }
-
-    fn serve(&self) -> Server {
-        let log = std::fs::File::create(self.log()).unwrap();
-        let child = self
-            .command(
-                &["serve", "--listen", "127.0.0.1:0", "--node", "api-test"],
-                &[],
-            )
-            .stderr(Stdio::from(log))
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("serve starts");
-        let mut server = Server {
-            child,
-            base: String::new(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let text = std::fs::read_to_string(self.log()).unwrap_or_default();
-            if let Some(addr) = text
-                .lines()
-                .find_map(|l| l.strip_prefix("mailroom: serving on "))
-            {
-                server.base = addr.trim().to_string();
-                return server;
-            }
-            assert!(Instant::now() < deadline, "serve did not start: {text}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-/// The running server; stopped by PID however the test ends.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 struct Api {
     http: reqwest::Client,

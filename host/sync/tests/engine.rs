@@ -17,7 +17,7 @@ use mailroom_runtime::{Registry, Runtime, RuntimeConfig};
 use mailroom_store::{Db, sqlx, unix_now};
 use mailroom_sync::{Engine, EngineConfig, Phase, schedule_now, status};
 use mailroom_test_support::both_backends;
-use mailroom_test_support::db::{Kind, TestDb};
+use mailroom_test_support::db::{Kind, TestDb, mail_snapshot};
 use mailroom_vault::Vault;
 
 const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
@@ -30,7 +30,7 @@ struct World {
     db: Db,
     vault: Arc<Vault>,
     registry: Arc<Registry>,
-    _tdb: TestDb,
+    tdb: TestDb,
 }
 
 async fn world(kind: Kind) -> World {
@@ -51,7 +51,7 @@ async fn world(kind: Kind) -> World {
         db,
         vault: Arc::new(Vault::from_base64(KEY, "test").unwrap()),
         registry,
-        _tdb: tdb,
+        tdb: tdb,
     }
 }
 
@@ -177,36 +177,6 @@ impl World {
             .await
             .unwrap()
     }
-
-    /// Every stored copy with its message key, sorted: the state compared across runs.
-    async fn snapshot(&self) -> Vec<(String, String, i64, i64)> {
-        let rows: Vec<(String, String)> = sqlx::query_as(
-            "SELECT s.provider_id, m.message_key FROM message_sources s JOIN messages m ON m.id = s.message_id",
-        )
-        .fetch_all(self.db.pool())
-        .await
-        .unwrap();
-        let mut out = Vec::new();
-        for (pid, key) in rows {
-            let links: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM message_contacts l JOIN messages m ON m.id = l.message_id WHERE m.message_key = $1",
-            )
-            .bind(&key)
-            .fetch_one(self.db.pool())
-            .await
-            .unwrap();
-            let deals: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM message_deals l JOIN messages m ON m.id = l.message_id WHERE m.message_key = $1",
-            )
-            .bind(&key)
-            .fetch_one(self.db.pool())
-            .await
-            .unwrap();
-            out.push((pid, key, links, deals));
-        }
-        out.sort();
-        out
-    }
 }
 
 /// Message `i` of a scripted mailbox with `contacts` goes to `contacts[i % n]`.
@@ -295,7 +265,7 @@ async fn crash_and_resume(kind: Kind) {
         w.engine("ref").run_until_idle().await.unwrap();
         w.set(&me, &acct, &[("messages", "150")]).await;
         w.engine("ref").run_until_idle().await.unwrap();
-        w.snapshot().await
+        mail_snapshot(w.tdb.url()).await
     };
     assert!(reference.len() > 90, "{}", reference.len());
 
@@ -327,7 +297,7 @@ async fn crash_and_resume(kind: Kind) {
         }
     }
     assert!(crashes > 0, "the test never interrupted a run");
-    assert_eq!(w.snapshot().await, reference, "after {crashes} crashes");
+    assert_eq!(mail_snapshot(w.tdb.url()).await, reference, "after {crashes} crashes");
     let st = status(&w.db, acct.id).await.unwrap().unwrap();
     assert_eq!(st.phase, Phase::Active, "{st:?}");
 }

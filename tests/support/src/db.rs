@@ -110,3 +110,22 @@ macro_rules! both_backends {
         }
     };
 }
+
+/// Every stored copy of mail in the database at `url`, with its message key
+/// and its number of contact and deal links, sorted: two databases that
+/// synced the same mailboxes the same way have equal snapshots.
+pub async fn mail_snapshot(url: &str) -> Vec<(String, String, i64, i64)> {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(url).await.expect("database opens");
+    let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(
+        "SELECT s.provider_id, m.message_key, \
+           (SELECT COUNT(*) FROM message_contacts l WHERE l.message_id = m.id AND l.account_id = s.account_id), \
+           (SELECT COUNT(*) FROM message_deals l WHERE l.message_id = m.id AND l.account_id = s.account_id) \
+         FROM message_sources s JOIN messages m ON m.id = s.message_id ORDER BY s.provider_id, m.message_key",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("snapshot query");
+    pool.close().await;
+    rows
+}
