@@ -26,19 +26,44 @@ async fn populate(site: &Site, messages: u32) -> (Db, User, Account) {
     let vault = Vault::from_base64(KEY, "test").unwrap();
     let me = users::create(
         &db,
-        NewUser { email: "me@corp.test".into(), name: String::new(), role: Role::Member, plan: Plan::Lite, password: None },
+        NewUser {
+            email: "me@corp.test".into(),
+            name: String::new(),
+            role: Role::Member,
+            plan: Plan::Lite,
+            password: None,
+        },
     )
     .await
     .unwrap();
-    let ann = contacts::create(&db, &ContactInput { emails: Some(vec!["ann@x.test".into()]), ..Default::default() })
-        .await
-        .unwrap();
-    contacts::create(&db, &ContactInput { emails: Some(vec!["bob@x.test".into()]), ..Default::default() })
-        .await
-        .unwrap();
-    deals::create(&db, &DealInput { title: Some("D".into()), primary_contact_id: Some(ann.id), ..Default::default() })
-        .await
-        .unwrap();
+    let ann = contacts::create(
+        &db,
+        &ContactInput {
+            emails: Some(vec!["ann@x.test".into()]),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    contacts::create(
+        &db,
+        &ContactInput {
+            emails: Some(vec!["bob@x.test".into()]),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    deals::create(
+        &db,
+        &DealInput {
+            title: Some("D".into()),
+            primary_contact_id: Some(ann.id),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
     let settings = BTreeMap::from([
         ("messages".to_string(), messages.to_string()),
         ("page_size".to_string(), "10".to_string()),
@@ -71,9 +96,18 @@ async fn more_mail(db: &Db, me: &User, account: &Account, messages: u32) {
     let vault = Vault::from_base64(KEY, "test").unwrap();
     let mut settings = account.settings.clone();
     settings.insert("messages".into(), messages.to_string());
-    accounts::change(db, &vault, me, account.id, &Change { settings: Some(settings), ..Change::default() })
-        .await
-        .unwrap();
+    accounts::change(
+        db,
+        &vault,
+        me,
+        account.id,
+        &Change {
+            settings: Some(settings),
+            ..Change::default()
+        },
+    )
+    .await
+    .unwrap();
     schedule_now(db, account.id).await.unwrap();
 }
 
@@ -82,7 +116,11 @@ const SYNC: &[&str] = &["sync", "--node", "crash-test", "--lease-seconds", "600"
 /// Run `mailroom sync` to the end.
 fn sync(site: &Site) {
     let out = site.run(SYNC, &[("MAILROOM_LOG", "warn")]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Start `mailroom sync` and SIGKILL it after a random moment, until one run
@@ -132,6 +170,13 @@ async fn killed_and_restarted(kind: Kind) {
     db.close().await;
     assert!(kills > 0, "no run was interrupted");
     eprintln!("{kills} runs killed");
-    assert_eq!(mail_snapshot(site.db.url()).await, expected, "after {kills} kills");
+    assert_eq!(
+        mail_snapshot(site.db.url()).await,
+        expected,
+        "after {kills} kills"
+    );
 }
-both_backends!(sync_killed_at_random_moments_loses_and_doubles_nothing, killed_and_restarted);
+both_backends!(
+    sync_killed_at_random_moments_loses_and_doubles_nothing,
+    killed_and_restarted
+);

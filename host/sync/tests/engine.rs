@@ -297,7 +297,11 @@ async fn crash_and_resume(kind: Kind) {
         }
     }
     assert!(crashes > 0, "the test never interrupted a run");
-    assert_eq!(mail_snapshot(w.tdb.url()).await, reference, "after {crashes} crashes");
+    assert_eq!(
+        mail_snapshot(w.tdb.url()).await,
+        reference,
+        "after {crashes} crashes"
+    );
     let st = status(&w.db, acct.id).await.unwrap().unwrap();
     assert_eq!(st.phase, Phase::Active, "{st:?}");
 }

@@ -134,4 +134,3 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
-

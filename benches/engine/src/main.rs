@@ -1,0 +1,235 @@
+//! `make bench-engine`: how fast the sync engine takes mail in, and how fast
+//! a participant is matched against a large CRM.
+//!
+//! 1. Ingest: the real `scripted` plugin serves 100,000 messages; the engine
+//!    pulls them page by page and parses, matches and stores them in a
+//!    SQLite file, one transaction per page. The reference is parsing the
+//!    same raw messages alone (the floor any ingest pays).
+//! 2. Lookups: participant addresses matched against 1,000,000 contacts in
+//!    the contact index, beside the same lookups in a bare `HashSet<String>`.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mailroom_crm::accounts::{self, Connect, Scope, Visibility};
+use mailroom_crm::contacts::{self, ContactInput};
+use mailroom_crm::index::ContactIndex;
+use mailroom_crm::users::{self, NewUser, Plan, Role};
+use mailroom_runtime::{
+    AccountInput, OperatorGrant, Registry, Runtime, RuntimeConfig, Secrets, Window,
+};
+use mailroom_store::Db;
+use mailroom_sync::{Engine, EngineConfig, schedule_now};
+use mailroom_vault::Vault;
+
+const MESSAGES: usize = 100_000;
+const PAGE: usize = 500;
+const CORRESPONDENTS: usize = 100;
+const CONTACTS: usize = 1_000_000;
+const LOOKUPS: usize = 5_000_000;
+
+fn correspondents() -> String {
+    (0..CORRESPONDENTS)
+        .map(|i| format!("person{i}@client{}.test", i % 7))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn settings() -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("messages".to_string(), MESSAGES.to_string()),
+        ("page_size".to_string(), PAGE.to_string()),
+        ("span_days".to_string(), "300".to_string()),
+        ("body_bytes".to_string(), "400".to_string()),
+        ("contacts".to_string(), correspondents()),
+    ])
+}
+
+async fn ingest(registry: Arc<Registry>, dir: &std::path::Path) -> (f64, u64) {
+    let db = Db::open(&format!("sqlite:{}", dir.join("bench.db").display()))
+        .await
+        .expect("database");
+    let vault = Arc::new(
+        Vault::from_base64("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", "bench").expect("key"),
+    );
+    let owner = users::create(
+        &db,
+        NewUser {
+            email: "owner@corp.test".into(),
+            name: String::new(),
+            role: Role::Member,
+            plan: Plan::Lite,
+            password: None,
+        },
+    )
+    .await
+    .expect("user");
+    // Four in five correspondents are contacts: their mail is stored, the rest only indexed.
+    let items: Vec<ContactInput> = (0..CORRESPONDENTS)
+        .filter(|i| i % 5 != 4)
+        .map(|i| ContactInput {
+            emails: Some(vec![format!("person{i}@client{}.test", i % 7)]),
+            ..Default::default()
+        })
+        .collect();
+    contacts::import(&db, &items).await.expect("contacts");
+    let account = accounts::connect(
+        &db,
+        &vault,
+        &owner,
+        &Connect {
+            provider: "scripted".into(),
+            address: "owner@corp.test".into(),
+            settings: settings(),
+            secrets: BTreeMap::new(),
+            scope: Scope::AllContacts,
+            visibility: Visibility::Private,
+            sentiment: false,
+            preferred: false,
+        },
+    )
+    .await
+    .expect("account");
+    schedule_now(&db, account.id).await.expect("schedule");
+    let engine = Engine::new(
+        db.clone(),
+        vault,
+        registry,
+        EngineConfig {
+            lease: Duration::from_secs(3600),
+            ..EngineConfig::default()
+        },
+    );
+    let start = Instant::now();
+    engine.run_until_idle().await.expect("sync");
+    let secs = start.elapsed().as_secs_f64();
+    let counts = mailroom_crm::messages::counts(&db, account.id)
+        .await
+        .expect("counts");
+    assert_eq!(counts.seen as usize, MESSAGES, "every message was taken in");
+    (MESSAGES as f64 / secs, counts.stored as u64)
+}
+
+async fn raw_messages(runtime: &Arc<Runtime>, registry: &Registry) -> Vec<Vec<u8>> {
+    let plugin = registry.get("scripted").expect("installed");
+    let input = AccountInput {
+        id: "bench".into(),
+        address: "owner@corp.test".into(),
+        settings: settings(),
+        secrets: Secrets::new(),
+    };
+    let mut run = runtime
+        .start(&plugin, &input, &OperatorGrant::default())
+        .await
+        .expect("start");
+    run.open().await.expect("open");
+    let window = Window {
+        since: 0,
+        skip: vec![],
+    };
+    let mut cursor = None;
+    let mut raws = Vec::with_capacity(MESSAGES);
+    loop {
+        let page = run.sync(cursor.as_deref(), &window).await.expect("page");
+        raws.extend(page.messages.into_iter().map(|m| m.raw));
+        if !page.more {
+            break;
+        }
+        cursor = Some(page.cursor);
+    }
+    raws
+}
+
+fn parse_only(raws: &[Vec<u8>]) -> f64 {
+    let start = Instant::now();
+    let mut participants = 0;
+    for raw in raws {
+        participants += mailroom_mail::parse(raw)
+            .expect("parses")
+            .participants
+            .len();
+    }
+    let secs = start.elapsed().as_secs_f64();
+    assert!(participants >= raws.len());
+    raws.len() as f64 / secs
+}
+
+fn lookups() -> (f64, f64) {
+    let mut index = ContactIndex::default();
+    let mut bare = HashSet::with_capacity(CONTACTS);
+    for i in 0..CONTACTS {
+        let address = format!("contact{i}@company{}.example", i % 5000);
+        index.add_address(&address, i as i64);
+        bare.insert(address);
+    }
+    // Half hits, half misses, in random order.
+    let probes: Vec<String> = (0..LOOKUPS)
+        .map(|_| {
+            let i = rand::random::<u64>() as usize % (CONTACTS * 2);
+            format!("contact{i}@company{}.example", i % 5000)
+        })
+        .collect();
+    let start = Instant::now();
+    let mut hits = 0usize;
+    for p in &probes {
+        hits += index.lookup(p).len();
+    }
+    let ours = LOOKUPS as f64 / start.elapsed().as_secs_f64();
+    let start = Instant::now();
+    let mut bare_hits = 0usize;
+    for p in &probes {
+        bare_hits += usize::from(bare.contains(p));
+    }
+    let reference = LOOKUPS as f64 / start.elapsed().as_secs_f64();
+    assert_eq!(hits, bare_hits);
+    (ours, reference)
+}
+
+#[tokio::main]
+async fn main() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let runtime = Runtime::new(RuntimeConfig {
+        cache_dir: Some(dir.path().join("cache")),
+        ..RuntimeConfig::default()
+    })
+    .expect("runtime");
+    let registry = Arc::new(Registry::new(runtime.clone()));
+    registry
+        .install(mailroom_test_support::plugin_bytes("scripted"))
+        .await
+        .expect("scripted");
+
+    eprintln!("ingesting {MESSAGES} scripted messages into SQLite…");
+    let (ingest_rate, stored) = ingest(registry.clone(), dir.path()).await;
+    let raws = raw_messages(&runtime, &registry).await;
+    assert_eq!(raws.len(), MESSAGES);
+    let parse_rate = parse_only(&raws);
+    eprintln!("matching against {CONTACTS} contacts…");
+    let (lookup_rate, bare_rate) = lookups();
+
+    println!(
+        "ingest of {MESSAGES} messages ({stored} matched and stored, the rest header-indexed), page size {PAGE}:"
+    );
+    println!(
+        "  {:<44} {:>12.0} msg/s",
+        "mailroom sync (plugin, parse, match, store)", ingest_rate
+    );
+    println!(
+        "  {:<44} {:>12.0} msg/s",
+        "parse only, same messages (reference)", parse_rate
+    );
+    println!("participant lookups against {CONTACTS} contacts:");
+    println!(
+        "  {:<44} {:>12.0} lookups/s",
+        "mailroom contact index", lookup_rate
+    );
+    println!(
+        "  {:<44} {:>12.0} lookups/s",
+        "bare HashSet<String> (reference)", bare_rate
+    );
+    println!("mailroom-ingest: {ingest_rate:.0} msg/s");
+    println!("parse-only: {parse_rate:.0} msg/s");
+    println!("mailroom-lookups: {lookup_rate:.0} lookups/s");
+    println!("hashset-lookups: {bare_rate:.0} lookups/s");
+}
