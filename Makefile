@@ -29,14 +29,11 @@ lint: setup
 test: plugins plugins-debian lint
 	cargo test --workspace
 
-# The main job on the embedded default: install the scripted provider and sync a mailbox with it.
+# The main job on the embedded default (a SQLite file): connect a mailbox, push CRM
+# data over the HTTP API, sync, read a deal's timeline. Then a hostile plugin refused.
 demo: plugins
 	@cargo build --quiet -p mailroom
-	@rm -rf $(DEMO_HOME)
-	@$(MAILROOM) --home $(DEMO_HOME) plugin install build/plugins/scripted.wasm
-	@$(MAILROOM) --home $(DEMO_HOME) plugin list
-	@$(MAILROOM) --home $(DEMO_HOME) plugin run scripted --address sales@example.com \
-		--set messages=1200 --set page_size=250 --set contacts=ann@acme.test,bob@globex.test
+	@MAILROOM=$(MAILROOM) scripts/demo
 	@$(MAILROOM) --home $(DEMO_HOME) plugin check build/plugins/hostile.wasm | head -4
 
 # `make bench-NAME` runs benches/NAME in release mode; its last lines are `label: value unit`.

@@ -41,7 +41,7 @@ impl Home {
                 format!("sqlite:{}", self.root.join("mailroom.db").display())
             }
         };
-        Ok(Db::open(&url).await.context("MAILROOM_DATABASE_URL")?)
+        Db::open(&url).await.context("MAILROOM_DATABASE_URL")
     }
 
     /// The sealing key: `MAILROOM_SECRET_KEY` (base64), the file named by

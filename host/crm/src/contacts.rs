@@ -7,7 +7,7 @@ use mailroom_store::{Db, Tx, next_id, unix_now};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::{CrmError, Id, generation};
+use crate::{CrmError, Id, by_external_id, delete_crm_row, generation};
 
 /// A contact.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -116,10 +116,7 @@ async fn insert(tx: &mut Tx, c: Clean, prefix: &str) -> Result<Id, CrmError> {
     .bind(now)
     .execute(&mut **tx)
     .await
-    .map_err(CrmError::conflict_on(
-        &format!("{prefix}external_id"),
-        "another contact has this external id",
-    ))?;
+    .map_err(CrmError::external_id_taken(prefix, "contact"))?;
     write_emails(tx, id, &emails).await?;
     Ok(id)
 }
@@ -151,10 +148,7 @@ async fn apply(tx: &mut Tx, id: Id, c: Clean, prefix: &str) -> Result<(), CrmErr
             .bind(id)
             .execute(&mut **tx)
             .await
-            .map_err(CrmError::conflict_on(
-                &format!("{prefix}external_id"),
-                "another contact has this external id",
-            ))?;
+            .map_err(CrmError::external_id_taken(prefix, "contact"))?;
     }
     if let Some(emails) = c.emails {
         write_emails(tx, id, &emails).await?;
@@ -189,17 +183,7 @@ pub async fn update(db: &Db, id: Id, input: &ContactInput) -> Result<Contact, Cr
 
 /// Delete a contact; its links go with it, its deals lose it.
 pub async fn delete(db: &Db, id: Id) -> Result<(), CrmError> {
-    let mut tx = db.begin().await?;
-    let done = sqlx::query("DELETE FROM contacts WHERE id = $1")
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-    if done.rows_affected() == 0 {
-        return Err(CrmError::not_found("contact", id));
-    }
-    generation::bump(&mut tx).await?;
-    tx.commit().await?;
-    Ok(())
+    delete_crm_row(db, "contacts", "contact", id).await
 }
 
 /// Create or update many contacts at once, all or none: an item with an
@@ -215,15 +199,7 @@ pub async fn import(db: &Db, items: &[ContactInput]) -> Result<Vec<Id>, CrmError
     let mut ids = Vec::with_capacity(cleaned.len());
     for (i, c) in cleaned.into_iter().enumerate() {
         let prefix = format!("contacts[{i}].");
-        let existing = match &c.external_id {
-            Some(ext) => {
-                sqlx::query_scalar::<_, i64>("SELECT id FROM contacts WHERE external_id = $1")
-                    .bind(ext)
-                    .fetch_optional(&mut *tx)
-                    .await?
-            }
-            None => None,
-        };
+        let existing = by_external_id(&mut tx, "contacts", c.external_id.as_deref()).await?;
         let id = match existing {
             Some(id) => {
                 apply(&mut tx, id, c, &prefix).await?;

@@ -6,7 +6,7 @@ use mailroom_store::{Db, Tx, next_id, unix_now};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::{CrmError, Id, generation};
+use crate::{CrmError, Id, by_external_id, delete_crm_row, generation};
 
 /// Where a deal stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -91,7 +91,7 @@ pub struct DealInput {
 
 async fn check(tx: &mut Tx, input: &DealInput, prefix: &str) -> Result<(), CrmError> {
     if let Some(v) = input.value
-        && !(v.is_finite() && v >= 0.0 && v < 1e15)
+        && !(0.0..1e15).contains(&v)
     {
         return Err(CrmError::invalid(
             &format!("{prefix}value"),
@@ -177,10 +177,7 @@ async fn insert(tx: &mut Tx, input: &DealInput, prefix: &str) -> Result<Id, CrmE
     .bind(now)
     .execute(&mut **tx)
     .await
-    .map_err(CrmError::conflict_on(
-        &format!("{prefix}external_id"),
-        "another deal has this external id",
-    ))?;
+    .map_err(CrmError::external_id_taken(prefix, "deal"))?;
     write_contacts(tx, id, input.contact_ids.as_deref().unwrap_or_default()).await?;
     Ok(id)
 }
@@ -228,10 +225,7 @@ async fn apply(tx: &mut Tx, id: Id, input: &DealInput, prefix: &str) -> Result<(
     .bind(id)
     .execute(&mut **tx)
     .await
-    .map_err(CrmError::conflict_on(
-        &format!("{prefix}external_id"),
-        "another deal has this external id",
-    ))?;
+    .map_err(CrmError::external_id_taken(prefix, "deal"))?;
     if let Some(contacts) = &input.contact_ids {
         write_contacts(tx, id, contacts).await?;
     }
@@ -260,17 +254,7 @@ pub async fn update(db: &Db, id: Id, input: &DealInput) -> Result<Deal, CrmError
 
 /// Delete a deal; its links go with it.
 pub async fn delete(db: &Db, id: Id) -> Result<(), CrmError> {
-    let mut tx = db.begin().await?;
-    let done = sqlx::query("DELETE FROM deals WHERE id = $1")
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-    if done.rows_affected() == 0 {
-        return Err(CrmError::not_found("deal", id));
-    }
-    generation::bump(&mut tx).await?;
-    tx.commit().await?;
-    Ok(())
+    delete_crm_row(db, "deals", "deal", id).await
 }
 
 /// Create or update many deals at once, all or none; an item whose
@@ -281,15 +265,7 @@ pub async fn import(db: &Db, items: &[DealInput]) -> Result<Vec<Id>, CrmError> {
     for (i, item) in items.iter().enumerate() {
         let prefix = format!("deals[{i}].");
         check(&mut tx, item, &prefix).await?;
-        let existing = match &item.external_id {
-            Some(ext) => {
-                sqlx::query_scalar::<_, i64>("SELECT id FROM deals WHERE external_id = $1")
-                    .bind(ext)
-                    .fetch_optional(&mut *tx)
-                    .await?
-            }
-            None => None,
-        };
+        let existing = by_external_id(&mut tx, "deals", item.external_id.as_deref()).await?;
         let id = match existing {
             Some(id) => {
                 apply(&mut tx, id, item, &prefix).await?;

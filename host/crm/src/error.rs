@@ -53,11 +53,22 @@ impl CrmError {
         }
     }
 
+    /// A clash on the unique `external_id` of a contact or deal.
+    pub(crate) fn external_id_taken(
+        prefix: &str,
+        what: &str,
+    ) -> impl FnOnce(mailroom_store::sqlx::Error) -> Self + use<> {
+        Self::conflict_on(
+            &format!("{prefix}external_id"),
+            &format!("another {what} has this external id"),
+        )
+    }
+
     /// A unique-key violation becomes a conflict on `field`; anything else stays a store error.
     pub(crate) fn conflict_on(
         field: &str,
         why: &str,
-    ) -> impl FnOnce(mailroom_store::sqlx::Error) -> Self {
+    ) -> impl FnOnce(mailroom_store::sqlx::Error) -> Self + use<> {
         let (field, why) = (field.to_string(), why.to_string());
         move |e| match &e {
             mailroom_store::sqlx::Error::Database(d) if d.is_unique_violation() => {

@@ -42,3 +42,41 @@ pub(crate) fn enum_parse<T: for<'de> serde::Deserialize<'de>>(
         why: e.to_string(),
     })
 }
+
+/// Delete the CRM row `id` of `table` (`contacts` or `deals`) and mark the
+/// CRM changed, in one transaction; `what` names the object in errors.
+pub(crate) async fn delete_crm_row(
+    db: &mailroom_store::Db,
+    table: &'static str,
+    what: &'static str,
+    id: Id,
+) -> Result<(), CrmError> {
+    let mut tx = db.begin().await?;
+    let done = mailroom_store::sqlx::query(&format!("DELETE FROM {table} WHERE id = $1"))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(CrmError::not_found(what, id));
+    }
+    generation::bump(&mut tx).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The row of `table` that has the CRM's `external_id`, for bulk imports.
+pub(crate) async fn by_external_id(
+    tx: &mut mailroom_store::Tx,
+    table: &'static str,
+    external_id: Option<&str>,
+) -> Result<Option<Id>, CrmError> {
+    let Some(ext) = external_id else {
+        return Ok(None);
+    };
+    Ok(mailroom_store::sqlx::query_scalar(&format!(
+        "SELECT id FROM {table} WHERE external_id = $1"
+    ))
+    .bind(ext)
+    .fetch_optional(&mut **tx)
+    .await?)
+}

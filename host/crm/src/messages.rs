@@ -120,27 +120,21 @@ async fn write_links(
     message: Id,
     links: &Links,
 ) -> Result<(), sqlx::Error> {
-    for contact in &links.contacts {
-        sqlx::query(
-            "INSERT INTO message_contacts (message_id, account_id, contact_id) VALUES ($1, $2, $3) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(message)
-        .bind(account)
-        .bind(contact)
-        .execute(&mut **tx)
-        .await?;
-    }
-    for deal in &links.deals {
-        sqlx::query(
-            "INSERT INTO message_deals (message_id, account_id, deal_id) VALUES ($1, $2, $3) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(message)
-        .bind(account)
-        .bind(deal)
-        .execute(&mut **tx)
-        .await?;
+    for (table, column, ids) in [
+        ("message_contacts", "contact_id", &links.contacts),
+        ("message_deals", "deal_id", &links.deals),
+    ] {
+        let sql = format!(
+            "INSERT INTO {table} (message_id, account_id, {column}) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING"
+        );
+        for id in ids {
+            sqlx::query(&sql)
+                .bind(message)
+                .bind(account)
+                .bind(id)
+                .execute(&mut **tx)
+                .await?;
+        }
     }
     Ok(())
 }

@@ -82,12 +82,16 @@ impl Parsed {
     /// The distinct normalised addresses of the message.
     pub fn addresses(&self) -> impl Iterator<Item = &str> {
         let mut seen = Vec::<&str>::with_capacity(self.participants.len());
-        self.participants.iter().filter_map(move |p| {
-            (!seen.contains(&p.address.as_str())).then(|| {
-                seen.push(&p.address);
-                p.address.as_str()
+        self.participants
+            .iter()
+            .map(|p| p.address.as_str())
+            .filter(move |a| {
+                let first = !seen.contains(a);
+                if first {
+                    seen.push(a);
+                }
+                first
             })
-        })
     }
 
     /// The From address, or the first participant's.

@@ -51,7 +51,7 @@ async fn world(kind: Kind) -> World {
         db,
         vault: Arc::new(Vault::from_base64(KEY, "test").unwrap()),
         registry,
-        tdb: tdb,
+        tdb,
     }
 }
 
@@ -247,21 +247,28 @@ both_backends!(backfill_then_incremental_sync, backfill_then_incremental);
 
 /// Cancel the engine at random points (the transaction in flight is rolled
 /// back, as in a crash), restart, and compare with an uninterrupted run.
-async fn crash_and_resume(kind: Kind) {
+/// A user with two contacts (one the primary of an open deal) and a
+/// scripted account of 120 messages, due now.
+async fn populated(kind: Kind) -> (World, User, Account) {
+    let w = world(kind).await;
+    let me = w.user("me@corp.test", Plan::Lite).await;
+    let ann = w.contact(&["ann@x.test"]).await;
+    w.contact(&["bob@x.test"]).await;
+    w.deal(Status::Open, Some(ann), &[]).await;
     let settings = [
         ("messages", "120"),
         ("page_size", "9"),
         ("contacts", "ann@x.test,bob@x.test,zed@x.test"),
     ];
+    let acct = w
+        .connect(&me, "me@corp.test", &settings, Scope::AllContacts)
+        .await;
+    (w, me, acct)
+}
+
+async fn crash_and_resume(kind: Kind) {
     let reference = {
-        let w = world(kind).await;
-        let me = w.user("me@corp.test", Plan::Lite).await;
-        let ann = w.contact(&["ann@x.test"]).await;
-        w.contact(&["bob@x.test"]).await;
-        w.deal(Status::Open, Some(ann), &[]).await;
-        let acct = w
-            .connect(&me, "me@corp.test", &settings, Scope::AllContacts)
-            .await;
+        let (w, me, acct) = populated(kind).await;
         w.engine("ref").run_until_idle().await.unwrap();
         w.set(&me, &acct, &[("messages", "150")]).await;
         w.engine("ref").run_until_idle().await.unwrap();
@@ -269,14 +276,7 @@ async fn crash_and_resume(kind: Kind) {
     };
     assert!(reference.len() > 90, "{}", reference.len());
 
-    let w = world(kind).await;
-    let me = w.user("me@corp.test", Plan::Lite).await;
-    let ann = w.contact(&["ann@x.test"]).await;
-    w.contact(&["bob@x.test"]).await;
-    w.deal(Status::Open, Some(ann), &[]).await;
-    let acct = w
-        .connect(&me, "me@corp.test", &settings, Scope::AllContacts)
-        .await;
+    let (w, me, acct) = populated(kind).await;
     let mut crashes = 0;
     for stage in 0..2 {
         if stage == 1 {
