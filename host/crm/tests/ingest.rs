@@ -1,0 +1,232 @@
+//! Storing mail on SQLite and PostgreSQL: one row per real message across
+//! accounts and folders, threads from headers and provider thread ids, IDN
+//! and every participant header matched, and disconnect purging only what
+//! no other account holds.
+
+use std::collections::BTreeMap;
+
+use mailroom_crm::accounts::{self, Account, Connect, Scope, Visibility};
+use mailroom_crm::contacts::{self, ContactInput};
+use mailroom_crm::index::ContactIndex;
+use mailroom_crm::messages::{self, AccountContext, Copy, Outcome};
+use mailroom_crm::users::{self, NewUser, Plan, Role, User};
+use mailroom_store::{Db, sqlx};
+use mailroom_test_support::both_backends;
+use mailroom_test_support::db::{Kind, TestDb};
+use mailroom_vault::Vault;
+
+const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+struct Fixture {
+    db: Db,
+    vault: Vault,
+    _tdb: TestDb,
+}
+
+impl Fixture {
+    async fn new(kind: Kind) -> Self {
+        let tdb = TestDb::new(kind).await;
+        Fixture {
+            db: Db::open(tdb.url()).await.unwrap(),
+            vault: Vault::from_base64(KEY, "test").unwrap(),
+            _tdb: tdb,
+        }
+    }
+
+    async fn user(&self, email: &str) -> User {
+        users::create(
+            &self.db,
+            NewUser {
+                email: email.into(),
+                name: String::new(),
+                role: Role::Member,
+                plan: Plan::Lite,
+                password: None,
+            },
+        )
+        .await
+        .unwrap()
+    }
+
+    async fn account(&self, owner: &User) -> (Account, AccountContext) {
+        let account = accounts::connect(
+            &self.db,
+            &self.vault,
+            owner,
+            &Connect {
+                provider: "scripted".into(),
+                address: owner.email.clone(),
+                settings: BTreeMap::new(),
+                secrets: BTreeMap::new(),
+                scope: Scope::AllContacts,
+                visibility: Visibility::Private,
+                sentiment: false,
+                preferred: false,
+            },
+        )
+        .await
+        .unwrap();
+        let ctx = AccountContext {
+            id: account.id,
+            scope: account.scope,
+            own: vec![account.address.clone()],
+        };
+        (account, ctx)
+    }
+
+    async fn ingest(
+        &self,
+        ctx: &AccountContext,
+        id: &str,
+        thread: Option<&str>,
+        raw: &str,
+    ) -> Outcome {
+        let index = ContactIndex::load(&self.db).await.unwrap();
+        let parsed = mailroom_mail::parse(raw.as_bytes()).unwrap();
+        let mut tx = self.db.begin().await.unwrap();
+        let out = messages::ingest(
+            &mut tx,
+            ctx,
+            &index,
+            Copy {
+                provider_id: id,
+                folder: "INBOX",
+                provider_thread: thread,
+                received_at: 1_750_000_000,
+            },
+            &parsed,
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        out
+    }
+
+    async fn count(&self, sql: &str) -> i64 {
+        sqlx::query_scalar(sql)
+            .fetch_one(self.db.pool())
+            .await
+            .unwrap()
+    }
+
+    async fn thread_of(&self, message: i64) -> String {
+        sqlx::query_scalar("SELECT thread_key FROM messages WHERE id = $1")
+            .bind(message)
+            .fetch_one(self.db.pool())
+            .await
+            .unwrap()
+    }
+}
+
+fn mail(headers: &str, body: &str) -> String {
+    format!("{headers}Date: Mon, 16 Jun 2025 10:00:00 +0000\r\nSubject: Plans\r\n\r\n{body}\r\n")
+}
+
+fn stored(o: Outcome) -> i64 {
+    match o {
+        Outcome::Stored { message, .. } => message,
+        other => panic!("not stored: {other:?}"),
+    }
+}
+
+async fn dedupe_and_threads(kind: Kind) {
+    let f = Fixture::new(kind).await;
+    let a = f.user("a@corp.test").await;
+    let b = f.user("b@corp.test").await;
+    contacts::create(
+        &f.db,
+        &ContactInput {
+            emails: Some(vec!["client@bücher.example".into()]),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let (_, ca) = f.account(&a).await;
+    let (account_b, cb) = f.account(&b).await;
+
+    // A reply arrives before its root (backfill runs newest first); both land in the root's thread.
+    let reply = mail(
+        "Message-ID: <reply@x>\r\nReferences: <root@x>\r\nIn-Reply-To: <root@x>\r\nFrom: a@corp.test\r\nTo: Client <client@xn--bcher-kva.example>\r\n",
+        "Sounds good.",
+    );
+    let root = mail(
+        "Message-ID: <root@x>\r\nFrom: client@BÜCHER.example\r\nTo: a@corp.test\r\n",
+        "Shall we?",
+    );
+    let reply_id = stored(f.ingest(&ca, "INBOX:2", None, &reply).await);
+    let root_id = stored(f.ingest(&ca, "INBOX:1", None, &root).await);
+    assert_eq!(f.thread_of(reply_id).await, f.thread_of(root_id).await);
+
+    // The same message in another account (with its own transport headers) is one row, two copies.
+    let copy =
+        format!("Received: from mx.corp.test by b; Mon, 16 Jun 2025 10:00:02 +0000\r\n{root}");
+    assert_eq!(
+        f.ingest(&cb, "b:77", None, &copy).await,
+        Outcome::Stored {
+            message: root_id,
+            new: false
+        }
+    );
+    // The same copy again (a page written twice) changes nothing.
+    assert_eq!(
+        f.ingest(&cb, "b:77", None, &copy).await,
+        Outcome::AlreadyHeld
+    );
+    assert_eq!(f.count("SELECT COUNT(*) FROM messages").await, 2);
+    assert_eq!(f.count("SELECT COUNT(*) FROM message_sources").await, 3);
+
+    // No Message-ID: deduplicated by content; a reused Message-ID with other content is another message.
+    let bare = mail(
+        "From: client@xn--bcher-kva.example\r\nTo: a@corp.test\r\n",
+        "No id here.",
+    );
+    let first = stored(f.ingest(&ca, "INBOX:3", Some("T9"), &bare).await);
+    assert_eq!(stored(f.ingest(&cb, "b:78", None, &bare).await), first);
+    let reused = mail(
+        "Message-ID: <root@x>\r\nFrom: client@xn--bcher-kva.example\r\nTo: a@corp.test\r\n",
+        "Different text.",
+    );
+    let other = stored(f.ingest(&ca, "INBOX:4", None, &reused).await);
+    assert_ne!(other, root_id);
+    assert_eq!(f.count("SELECT COUNT(*) FROM messages").await, 4);
+
+    // A message with no thread headers joins its provider thread.
+    let follow = mail(
+        "Message-ID: <follow@x>\r\nFrom: client@xn--bcher-kva.example\r\nTo: a@corp.test\r\n",
+        "Ping.",
+    );
+    let follow_id = stored(f.ingest(&ca, "INBOX:5", Some("T9"), &follow).await);
+    assert_eq!(f.thread_of(follow_id).await, f.thread_of(first).await);
+
+    // Sender, Cc, Bcc and Reply-To all match; the own address never does.
+    for (n, header) in ["Sender", "Cc", "Bcc", "Reply-To"].iter().enumerate() {
+        let m = mail(
+            &format!(
+                "Message-ID: <h{n}@x>\r\nFrom: a@corp.test\r\nTo: a@corp.test\r\n{header}: client@xn--bcher-kva.example\r\n"
+            ),
+            header,
+        );
+        stored(f.ingest(&ca, &format!("INBOX:h{n}"), None, &m).await);
+    }
+    let own = mail(
+        "Message-ID: <own@x>\r\nFrom: a@corp.test\r\nTo: b@corp.test\r\n",
+        "Internal.",
+    );
+    assert_eq!(
+        f.ingest(&ca, "INBOX:own", None, &own).await,
+        Outcome::Unmatched
+    );
+
+    // Disconnecting B removes only what B alone held: the shared root and bare message stay.
+    let before = f.count("SELECT COUNT(*) FROM messages").await;
+    accounts::disconnect(&f.db, &f.vault, &b, account_b.id)
+        .await
+        .unwrap();
+    assert_eq!(f.count("SELECT COUNT(*) FROM messages").await, before);
+    assert_eq!(
+        f.count("SELECT COUNT(*) FROM message_sources").await,
+        before
+    );
+}
+both_backends!(one_row_per_message_and_threads, dedupe_and_threads);
