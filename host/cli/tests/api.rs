@@ -175,6 +175,107 @@ async fn api_end_to_end(kind: Kind) {
         "{err}"
     );
 
+    // Deals imported by external id: a second import updates instead of duplicating.
+    let other = imported["ids"][1].as_i64().unwrap();
+    let batch = json!([{"title": "Side deal", "status": "won", "external_id": "d-9", "contact_ids": [other]}]);
+    let (code, first) = api
+        .call("POST", "/api/deals/import", &admin, Some(batch.clone()))
+        .await;
+    assert_eq!(code, 200, "{first}");
+    let (_, again) = api
+        .call("POST", "/api/deals/import", &admin, Some(batch))
+        .await;
+    assert_eq!(first, again);
+    let side = first["ids"][0].as_i64().unwrap();
+    let (_, listed) = api.call("GET", "/api/deals", &admin, None).await;
+    assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
+    let (code, err) = api
+        .call(
+            "POST",
+            "/api/deals/import",
+            &admin,
+            Some(json!([{"title": "T", "currency": "euro"}])),
+        )
+        .await;
+    assert_eq!(
+        (code, err["field"].as_str()),
+        (422, Some("deals[0].currency")),
+        "{err}"
+    );
+    // Change and delete.
+    let (code, changed) = api
+        .call(
+            "PATCH",
+            &format!("/api/deals/{side}"),
+            &admin,
+            Some(json!({"status": "lost", "value": 10})),
+        )
+        .await;
+    assert_eq!(
+        (code, changed["status"].as_str(), changed["value"].as_f64()),
+        (200, Some("lost"), Some(10.0)),
+        "{changed}"
+    );
+    let (code, _) = api
+        .call("DELETE", &format!("/api/deals/{side}"), &admin, None)
+        .await;
+    assert_eq!(code, 204);
+    let (code, _) = api
+        .call("GET", &format!("/api/deals/{side}"), &admin, None)
+        .await;
+    assert_eq!(code, 404);
+    let (code, changed) = api
+        .call(
+            "PATCH",
+            &format!("/api/contacts/{other}"),
+            &bob,
+            Some(json!({"emails": ["Other@X.test", "second@x.test"]})),
+        )
+        .await;
+    assert_eq!(
+        (code, &changed["emails"]),
+        (200, &json!(["other@x.test", "second@x.test"])),
+        "{changed}"
+    );
+
+    // Users: only admins manage them; a signed-out token no longer works.
+    let new_user = json!({"email": "carol@corp.test", "plan": "professional"});
+    let (code, _) = api
+        .call("POST", "/api/users", &bob, Some(new_user.clone()))
+        .await;
+    assert_eq!(code, 403);
+    let (code, carol) = api.call("POST", "/api/users", &admin, Some(new_user)).await;
+    assert_eq!(
+        (code, carol["plan"].as_str()),
+        (201, Some("professional")),
+        "{carol}"
+    );
+    let (code, err) = api
+        .call(
+            "POST",
+            "/api/users",
+            &admin,
+            Some(json!({"email": "x@corp.test", "plan": "gold"})),
+        )
+        .await;
+    assert_eq!((code, err["field"].as_str()), (422, Some("plan")), "{err}");
+    let (code, me) = api.call("GET", "/api/me", &bob, None).await;
+    assert_eq!((code, me["email"].as_str()), (200, Some("bob@corp.test")));
+    let (code, second) = api
+        .call(
+            "POST",
+            "/api/login",
+            "",
+            Some(json!({"email": "bob@corp.test", "password": LOGIN_PASSWORD})),
+        )
+        .await;
+    assert_eq!(code, 200);
+    let second = second["token"].as_str().unwrap();
+    let (code, _) = api.call("POST", "/api/logout", second, None).await;
+    assert_eq!(code, 204);
+    let (code, _) = api.call("GET", "/api/me", second, None).await;
+    assert_eq!(code, 401);
+
     // Alice connects a mailbox; bad credentials and settings are refused at once.
     let connect = |settings: Value, secrets: Value| json!({"provider": "scripted", "address": "alice@corp.test", "settings": settings, "secrets": secrets});
     let (code, err) = api
