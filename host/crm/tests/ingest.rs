@@ -230,3 +230,72 @@ async fn dedupe_and_threads(kind: Kind) {
     );
 }
 both_backends!(one_row_per_message_and_threads, dedupe_and_threads);
+
+async fn one_page(kind: Kind) {
+    let f = Fixture::new(kind).await;
+    let a = f.user("a@corp.test").await;
+    contacts::create(
+        &f.db,
+        &ContactInput {
+            emails: Some(vec!["client@x.test".into()]),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let (_, ctx) = f.account(&a).await;
+    let index = ContactIndex::load(&f.db).await.unwrap();
+    let root = mail(
+        "Message-ID: <p1@x>\r\nFrom: client@x.test\r\nTo: a@corp.test\r\n",
+        "One.",
+    );
+    let reused = mail(
+        "Message-ID: <p1@x>\r\nFrom: client@x.test\r\nTo: a@corp.test\r\n",
+        "Two.",
+    );
+    let stranger = mail(
+        "Message-ID: <p2@x>\r\nFrom: nobody@y.test\r\nTo: a@corp.test\r\n",
+        "Spam.",
+    );
+    let parsed: Vec<_> = [&root, &root, &reused, &stranger, &root]
+        .iter()
+        .map(|m| mailroom_mail::parse(m.as_bytes()).unwrap())
+        .collect();
+    let copy = |id: &'static str, folder: &'static str| Copy {
+        provider_id: id,
+        folder,
+        provider_thread: Some("T1"),
+        received_at: 1_750_000_000,
+    };
+    let items = [
+        (copy("INBOX:1", "INBOX"), &parsed[0]),
+        (copy("Archive:1", "Archive"), &parsed[1]),
+        (copy("INBOX:2", "INBOX"), &parsed[2]),
+        (copy("INBOX:3", "INBOX"), &parsed[3]),
+        (copy("INBOX:1", "INBOX"), &parsed[4]),
+    ];
+    let mut tx = f.db.begin().await.unwrap();
+    let out = messages::ingest_page(&mut tx, &ctx, &index, &items)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    // One message in two folders is one row; a reused id is another; a stranger is only indexed;
+    // the same copy twice in a page is held once.
+    let first = stored(out[0]);
+    assert_eq!(
+        out[1],
+        Outcome::Stored {
+            message: first,
+            new: false
+        }
+    );
+    assert!(matches!(out[2], Outcome::Stored { message, new: true } if message != first));
+    assert_eq!(out[3], Outcome::Unmatched);
+    assert_eq!(out[4], Outcome::AlreadyHeld);
+    assert_eq!(f.count("SELECT COUNT(*) FROM messages").await, 2);
+    assert_eq!(f.count("SELECT COUNT(*) FROM message_sources").await, 3);
+    assert_eq!(f.count("SELECT COUNT(*) FROM header_index").await, 4);
+    // Both share the provider thread.
+    assert_eq!(f.thread_of(first).await, f.thread_of(stored(out[2])).await);
+}
+both_backends!(a_page_with_repeats_is_written_once, one_page);

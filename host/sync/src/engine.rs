@@ -402,20 +402,26 @@ impl Engine {
         index: &ContactIndex,
         page: &Page,
     ) -> Result<(), Stop> {
+        let mut parsed = Vec::with_capacity(page.messages.len());
         for m in &page.messages {
             match mailroom_mail::parse(&m.raw) {
-                Ok(parsed) => {
-                    let copy = Copy {
-                        provider_id: &m.id,
-                        folder: &m.folder,
-                        provider_thread: m.thread_id.as_deref(),
-                        received_at: m.received_at,
-                    };
-                    messages::ingest(tx, ctx, index, copy, &parsed).await?;
-                }
+                Ok(p) => parsed.push((m, p)),
                 Err(e) => messages::record_failure(tx, ctx.id, &m.id, &e.to_string()).await?,
             }
         }
+        let items: Vec<(Copy<'_>, &mailroom_mail::Parsed)> = parsed
+            .iter()
+            .map(|(m, p)| {
+                let copy = Copy {
+                    provider_id: &m.id,
+                    folder: &m.folder,
+                    provider_thread: m.thread_id.as_deref(),
+                    received_at: m.received_at,
+                };
+                (copy, p)
+            })
+            .collect();
+        messages::ingest_page(tx, ctx, index, &items).await?;
         for f in &page.failed {
             messages::record_failure(tx, ctx.id, &f.id, &f.why).await?;
         }

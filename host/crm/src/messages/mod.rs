@@ -5,14 +5,20 @@
 //!
 //! Every write here happens inside the caller's transaction and is
 //! idempotent (`ON CONFLICT DO NOTHING`, lookups before inserts), so a page
-//! written twice after a crash leaves the same rows as once.
+//! written twice after a crash leaves the same rows as once. A page is
+//! written with a handful of statements whatever its size (`ingest`).
 
-use mailroom_mail::{Parsed, Participant, address_hash};
+mod ingest;
+mod rows;
+
+use mailroom_mail::{Parsed, Participant};
 use mailroom_store::sqlx::{self, Row};
-use mailroom_store::{Tx, next_id, unix_now};
+use mailroom_store::{Tx, unix_now};
+
+pub use ingest::ingest_page;
 
 use crate::accounts::Scope;
-use crate::index::{ContactIndex, Links};
+use crate::index::ContactIndex;
 use crate::{CrmError, Id};
 
 /// The account a page is written for: what matching needs to know of it.
@@ -55,18 +61,7 @@ pub enum Outcome {
     AlreadyHeld,
 }
 
-fn hashes(parsed: &Parsed, own: &[String]) -> Vec<u8> {
-    parsed
-        .addresses()
-        .filter(|a| !own.iter().any(|o| o == a))
-        .flat_map(|a| address_hash(a).to_be_bytes())
-        .collect()
-}
-
-/// Record one message for an account: index its header, and when it
-/// matches a contact under the account's scope, store it once (dedup by
-/// Message-ID, or by content hash when the id is missing or reused), record
-/// this copy and link it.
+/// Record one message for an account (a page of one; see [`ingest_page`]).
 pub async fn ingest(
     tx: &mut Tx,
     ctx: &AccountContext,
@@ -74,158 +69,8 @@ pub async fn ingest(
     copy: Copy<'_>,
     parsed: &Parsed,
 ) -> Result<Outcome, CrmError> {
-    sqlx::query(
-        "INSERT INTO header_index (account_id, provider_id, received_at, participants) \
-         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-    )
-    .bind(ctx.id)
-    .bind(copy.provider_id)
-    .bind(copy.received_at)
-    .bind(hashes(parsed, &ctx.own))
-    .execute(&mut **tx)
-    .await?;
-    let held =
-        sqlx::query("SELECT 1 FROM message_sources WHERE account_id = $1 AND provider_id = $2")
-            .bind(ctx.id)
-            .bind(copy.provider_id)
-            .fetch_optional(&mut **tx)
-            .await?;
-    if held.is_some() {
-        return Ok(Outcome::AlreadyHeld);
-    }
-    let links = index.links(parsed.addresses(), &ctx.own, ctx.scope);
-    if links.contacts.is_empty() {
-        return Ok(Outcome::Unmatched);
-    }
-    let (message, new) = find_or_insert(tx, ctx, copy, parsed).await?;
-    sqlx::query(
-        "INSERT INTO message_sources (account_id, provider_id, message_id, folder, provider_thread, \
-         received_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-    )
-    .bind(ctx.id)
-    .bind(copy.provider_id)
-    .bind(message)
-    .bind(copy.folder)
-    .bind(copy.provider_thread)
-    .bind(copy.received_at)
-    .execute(&mut **tx)
-    .await?;
-    write_links(tx, ctx.id, message, &links).await?;
-    Ok(Outcome::Stored { message, new })
-}
-
-async fn write_links(
-    tx: &mut Tx,
-    account: Id,
-    message: Id,
-    links: &Links,
-) -> Result<(), sqlx::Error> {
-    for (table, column, ids) in [
-        ("message_contacts", "contact_id", &links.contacts),
-        ("message_deals", "deal_id", &links.deals),
-    ] {
-        let sql = format!(
-            "INSERT INTO {table} (message_id, account_id, {column}) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING"
-        );
-        for id in ids {
-            sqlx::query(&sql)
-                .bind(message)
-                .bind(account)
-                .bind(id)
-                .execute(&mut **tx)
-                .await?;
-        }
-    }
-    Ok(())
-}
-
-async fn by_key(tx: &mut Tx, key: &str) -> Result<Option<(Id, String)>, sqlx::Error> {
-    let row = sqlx::query("SELECT id, content_hash FROM messages WHERE message_key = $1")
-        .bind(key)
-        .fetch_optional(&mut **tx)
-        .await?;
-    row.map(|r| Ok((r.try_get("id")?, r.try_get("content_hash")?)))
-        .transpose()
-}
-
-/// The message row for `parsed`: the stored one with its Message-ID and the
-/// same content, or the one with its content hash, or a new one.
-async fn find_or_insert(
-    tx: &mut Tx,
-    ctx: &AccountContext,
-    copy: Copy<'_>,
-    parsed: &Parsed,
-) -> Result<(Id, bool), CrmError> {
-    let by_hash = format!("#{}", parsed.content_hash);
-    let mut key = by_hash.clone();
-    if let Some(mid) = &parsed.message_id {
-        let by_id = format!("<{mid}>");
-        match by_key(tx, &by_id).await? {
-            Some((id, hash)) if hash == parsed.content_hash => return Ok((id, false)),
-            Some(_) => {} // a reused Message-ID: this is another message
-            None => key = by_id,
-        }
-    }
-    if let Some((id, _)) = by_key(tx, &key).await? {
-        return Ok((id, false));
-    }
-    let thread_key = thread_key(tx, ctx, copy, parsed, &key).await?;
-    let id = next_id();
-    let inserted = sqlx::query(
-        "INSERT INTO messages (id, message_key, message_id, content_hash, thread_key, subject, sent_at, \
-         from_address, participants, body, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(id)
-    .bind(&key)
-    .bind(parsed.message_id.as_deref())
-    .bind(&parsed.content_hash)
-    .bind(thread_key)
-    .bind(&parsed.subject)
-    .bind(parsed.sent_at.unwrap_or(copy.received_at))
-    .bind(parsed.from_address())
-    .bind(serde_json::to_string(&parsed.participants).unwrap_or_default())
-    .bind(&parsed.body)
-    .bind(unix_now())
-    .execute(&mut **tx)
-    .await?;
-    if inserted.rows_affected() == 1 {
-        return Ok((id, true));
-    }
-    // Another host stored it between our lookup and insert.
-    let (id, _) = by_key(tx, &key)
-        .await?
-        .ok_or_else(|| CrmError::not_found("message", &key))?;
-    Ok((id, false))
-}
-
-/// The conversation a new message joins: the root its References name;
-/// else the thread of another message with the same provider thread id in
-/// this account; else its own.
-async fn thread_key(
-    tx: &mut Tx,
-    ctx: &AccountContext,
-    copy: Copy<'_>,
-    parsed: &Parsed,
-    own_key: &str,
-) -> Result<String, sqlx::Error> {
-    if let Some(root) = &parsed.thread_root {
-        return Ok(format!("<{root}>"));
-    }
-    if let Some(thread) = copy.provider_thread {
-        let found: Option<String> = sqlx::query_scalar(
-            "SELECT m.thread_key FROM message_sources s JOIN messages m ON m.id = s.message_id \
-             WHERE s.account_id = $1 AND s.provider_thread = $2 LIMIT 1",
-        )
-        .bind(ctx.id)
-        .bind(thread)
-        .fetch_optional(&mut **tx)
-        .await?;
-        if let Some(found) = found {
-            return Ok(found);
-        }
-    }
-    Ok(own_key.to_string())
+    let outcomes = ingest_page(tx, ctx, index, &[(copy, parsed)]).await?;
+    Ok(outcomes.into_iter().next().unwrap_or(Outcome::Unmatched))
 }
 
 /// Record that the provider could not deliver a message; later syncs skip it.
@@ -285,6 +130,7 @@ pub async fn relink(
             .execute(&mut **tx)
             .await?;
     }
+    let (mut contact_links, mut deal_links) = (Vec::new(), Vec::new());
     for row in rows {
         let message: Id = row.try_get("id")?;
         let participants: Vec<Participant> =
@@ -298,9 +144,10 @@ pub async fn relink(
             let provider_id: String = row.try_get("provider_id")?;
             drop_copy(tx, ctx.id, &provider_id, message).await?;
         } else {
-            write_links(tx, ctx.id, message, &links).await?;
+            ingest::push_links(&mut contact_links, &mut deal_links, ctx.id, message, &links);
         }
     }
+    ingest::write_links(tx, contact_links, deal_links).await?;
     let matchable = index.matchable_hashes(ctx.scope, &ctx.own);
     let rows = sqlx::query(
         "SELECT h.provider_id, h.participants FROM header_index h WHERE h.account_id = $1 \

@@ -1,0 +1,283 @@
+//! Writing a page of messages for one account: index every header, store
+//! and link what matches, in a handful of statements per page.
+
+use std::collections::{HashMap, HashSet};
+
+use mailroom_mail::{Parsed, address_hash};
+use mailroom_store::{Tx, next_id, unix_now};
+
+use super::rows::{self, Val};
+use super::{AccountContext, Copy, Outcome};
+use crate::index::{ContactIndex, Links};
+use crate::{CrmError, Id};
+
+fn hashes(parsed: &Parsed, own: &[String]) -> Vec<u8> {
+    parsed
+        .addresses()
+        .filter(|a| !own.iter().any(|o| o == a))
+        .flat_map(|a| address_hash(a).to_be_bytes())
+        .collect()
+}
+
+/// A message this page stores (or finds stored) and links.
+struct Matched {
+    item: usize,
+    links: Links,
+}
+
+/// Record a page of messages for an account, in the caller's transaction:
+/// index every header; for each message that matches a contact under the
+/// account's scope, find it stored (by Message-ID, or by content hash when
+/// the id is missing or reused with other content) or store it, record this
+/// copy and link it. Messages this account already holds are left alone.
+pub async fn ingest_page(
+    tx: &mut Tx,
+    ctx: &AccountContext,
+    index: &ContactIndex,
+    items: &[(Copy<'_>, &Parsed)],
+) -> Result<Vec<Outcome>, CrmError> {
+    if items.is_empty() {
+        return Ok(vec![]);
+    }
+    let header_rows = items
+        .iter()
+        .map(|(copy, parsed)| {
+            vec![
+                Val::Int(ctx.id),
+                Val::Text(copy.provider_id),
+                Val::Int(copy.received_at),
+                Val::Bytes(hashes(parsed, &ctx.own)),
+            ]
+        })
+        .collect();
+    rows::insert(
+        tx,
+        "header_index",
+        &["account_id", "provider_id", "received_at", "participants"],
+        header_rows,
+    )
+    .await?;
+
+    let ids: Vec<&str> = items.iter().map(|(c, _)| c.provider_id).collect();
+    let held: HashSet<String> = rows::select_in::<(String,)>(
+        tx,
+        "SELECT provider_id FROM message_sources WHERE account_id = $1 AND provider_id IN",
+        &[ctx.id],
+        &ids,
+    )
+    .await?
+    .into_iter()
+    .map(|(id,)| id)
+    .collect();
+
+    let mut outcomes = vec![Outcome::Unmatched; items.len()];
+    let mut matched = Vec::new();
+    let mut in_page = HashSet::new();
+    for (i, (copy, parsed)) in items.iter().enumerate() {
+        if held.contains(copy.provider_id) || !in_page.insert(copy.provider_id) {
+            outcomes[i] = Outcome::AlreadyHeld;
+            continue;
+        }
+        let links = index.links(parsed.addresses(), &ctx.own, ctx.scope);
+        if !links.contacts.is_empty() {
+            matched.push(Matched { item: i, links });
+        }
+    }
+    if matched.is_empty() {
+        return Ok(outcomes);
+    }
+
+    // What is stored already, by key, and the threads of this account's provider threads.
+    let id_keys: Vec<String> = matched
+        .iter()
+        .filter_map(|m| {
+            items[m.item]
+                .1
+                .message_id
+                .as_ref()
+                .map(|id| format!("<{id}>"))
+        })
+        .collect();
+    let hash_keys: Vec<String> = matched
+        .iter()
+        .map(|m| format!("#{}", items[m.item].1.content_hash))
+        .collect();
+    let keys: Vec<&str> = id_keys
+        .iter()
+        .chain(&hash_keys)
+        .map(String::as_str)
+        .collect();
+    let mut known: HashMap<String, (Id, String)> = rows::select_in::<(String, i64, String)>(
+        tx,
+        "SELECT message_key, id, content_hash FROM messages WHERE message_key IN",
+        &[],
+        &keys,
+    )
+    .await?
+    .into_iter()
+    .map(|(key, id, hash)| (key, (id, hash)))
+    .collect();
+    let threads: Vec<&str> = matched
+        .iter()
+        .filter(|m| items[m.item].1.thread_root.is_none())
+        .filter_map(|m| items[m.item].0.provider_thread)
+        .collect();
+    let mut thread_of: HashMap<String, String> = rows::select_in::<(String, String)>(
+        tx,
+        "SELECT s.provider_thread, m.thread_key FROM message_sources s JOIN messages m ON m.id = s.message_id \
+         WHERE s.account_id = $1 AND s.provider_thread IN",
+        &[ctx.id],
+        &threads,
+    )
+    .await?
+    .into_iter()
+    .collect();
+
+    let now = unix_now();
+    let mut new_messages = Vec::new();
+    let mut sources = Vec::new();
+    let mut contact_links = Vec::new();
+    let mut deal_links = Vec::new();
+    for m in &matched {
+        let (copy, parsed) = &items[m.item];
+        let by_hash = format!("#{}", parsed.content_hash);
+        let key = match &parsed.message_id {
+            Some(mid) => {
+                let by_id = format!("<{mid}>");
+                match known.get(&by_id) {
+                    // The same Message-ID with other content: a reused id, so another message.
+                    Some((_, hash)) if *hash != parsed.content_hash => by_hash,
+                    _ => by_id,
+                }
+            }
+            None => by_hash,
+        };
+        let (message, new) = match known.get(&key) {
+            Some(&(id, _)) => (id, false),
+            None => {
+                let id = next_id();
+                let thread = match (&parsed.thread_root, copy.provider_thread) {
+                    (Some(root), _) => format!("<{root}>"),
+                    (None, Some(t)) => thread_of.get(t).cloned().unwrap_or_else(|| key.clone()),
+                    (None, None) => key.clone(),
+                };
+                if let Some(t) = copy.provider_thread {
+                    thread_of
+                        .entry(t.to_string())
+                        .or_insert_with(|| thread.clone());
+                }
+                known.insert(key.clone(), (id, parsed.content_hash.clone()));
+                new_messages.push(vec![
+                    Val::Int(id),
+                    Val::Owned(key),
+                    Val::MaybeText(parsed.message_id.as_deref()),
+                    Val::Text(&parsed.content_hash),
+                    Val::Owned(thread),
+                    Val::Text(&parsed.subject),
+                    Val::Int(parsed.sent_at.unwrap_or(copy.received_at)),
+                    Val::Text(parsed.from_address()),
+                    Val::Owned(serde_json::to_string(&parsed.participants).unwrap_or_default()),
+                    Val::Text(&parsed.body),
+                    Val::Int(now),
+                ]);
+                (id, true)
+            }
+        };
+        sources.push(vec![
+            Val::Int(ctx.id),
+            Val::Text(copy.provider_id),
+            Val::Int(message),
+            Val::Text(copy.folder),
+            Val::MaybeText(copy.provider_thread),
+            Val::Int(copy.received_at),
+        ]);
+        push_links(
+            &mut contact_links,
+            &mut deal_links,
+            ctx.id,
+            message,
+            &m.links,
+        );
+        outcomes[m.item] = Outcome::Stored { message, new };
+    }
+    let wanted = new_messages.len() as u64;
+    let inserted = rows::insert(
+        tx,
+        "messages",
+        &[
+            "id",
+            "message_key",
+            "message_id",
+            "content_hash",
+            "thread_key",
+            "subject",
+            "sent_at",
+            "from_address",
+            "participants",
+            "body",
+            "created_at",
+        ],
+        new_messages,
+    )
+    .await?;
+    if inserted != wanted {
+        return Err(CrmError::Busy(
+            "another host stored some of the same messages at the same time".into(),
+        ));
+    }
+    rows::insert(
+        tx,
+        "message_sources",
+        &[
+            "account_id",
+            "provider_id",
+            "message_id",
+            "folder",
+            "provider_thread",
+            "received_at",
+        ],
+        sources,
+    )
+    .await?;
+    write_links(tx, contact_links, deal_links).await?;
+    Ok(outcomes)
+}
+
+/// Add the link rows of one message under one account.
+pub(super) fn push_links(
+    contacts: &mut Vec<Vec<Val<'static>>>,
+    deals: &mut Vec<Vec<Val<'static>>>,
+    account: Id,
+    message: Id,
+    links: &Links,
+) {
+    for &c in &links.contacts {
+        contacts.push(vec![Val::Int(message), Val::Int(account), Val::Int(c)]);
+    }
+    for &d in &links.deals {
+        deals.push(vec![Val::Int(message), Val::Int(account), Val::Int(d)]);
+    }
+}
+
+/// Insert collected link rows.
+pub(super) async fn write_links(
+    tx: &mut Tx,
+    contacts: Vec<Vec<Val<'static>>>,
+    deals: Vec<Vec<Val<'static>>>,
+) -> Result<(), CrmError> {
+    rows::insert(
+        tx,
+        "message_contacts",
+        &["message_id", "account_id", "contact_id"],
+        contacts,
+    )
+    .await?;
+    rows::insert(
+        tx,
+        "message_deals",
+        &["message_id", "account_id", "deal_id"],
+        deals,
+    )
+    .await?;
+    Ok(())
+}

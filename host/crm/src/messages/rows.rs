@@ -1,0 +1,100 @@
+//! Multi-row statements: a page's rows in one `INSERT` (or one `IN (…)`
+//! lookup) per table instead of one per row. Placeholders are written as
+//! `$N`, which both back ends take (sqlx's `QueryBuilder` writes `?` for
+//! `Any`, which PostgreSQL refuses).
+
+use mailroom_store::Tx;
+use mailroom_store::sqlx::{self, Any};
+
+/// Most bound values in one statement (SQLite allows 32,766; PostgreSQL 65,535).
+const MAX_PARAMS: usize = 30_000;
+
+/// One bound value.
+#[derive(Debug, Clone)]
+pub(super) enum Val<'a> {
+    Int(i64),
+    Text(&'a str),
+    MaybeText(Option<&'a str>),
+    Owned(String),
+    Bytes(Vec<u8>),
+}
+
+fn bind<'q>(
+    q: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
+    v: Val<'q>,
+) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>> {
+    match v {
+        Val::Int(i) => q.bind(i),
+        Val::Text(t) => q.bind(t),
+        Val::MaybeText(t) => q.bind(t),
+        Val::Owned(t) => q.bind(t),
+        Val::Bytes(b) => q.bind(b),
+    }
+}
+
+fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `INSERT INTO table (columns) VALUES (…), (…) ON CONFLICT DO NOTHING`,
+/// in as few statements as the parameter limit allows. Returns the rows inserted.
+pub(super) async fn insert<'a>(
+    tx: &mut Tx,
+    table: &str,
+    columns: &[&str],
+    rows: Vec<Vec<Val<'a>>>,
+) -> Result<u64, sqlx::Error> {
+    let width = columns.len();
+    let mut inserted = 0;
+    let per_statement = (MAX_PARAMS / width).max(1);
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<Vec<Val<'a>>> = rows.by_ref().take(per_statement).collect();
+        let values: Vec<String> = (0..chunk.len())
+            .map(|r| format!("({})", placeholders(r * width + 1, width)))
+            .collect();
+        let sql = format!(
+            "INSERT INTO {table} ({}) VALUES {} ON CONFLICT DO NOTHING",
+            columns.join(", "),
+            values.join(", ")
+        );
+        let mut q = sqlx::query(&sql);
+        for v in chunk.into_iter().flatten() {
+            q = bind(q, v);
+        }
+        inserted += q.execute(&mut **tx).await?.rows_affected();
+    }
+    Ok(inserted)
+}
+
+/// The rows of `select` (which ends in `IN`) for every key; `leading` are
+/// bound first, as `$1`, `$2`, ….
+pub(super) async fn select_in<'a, T>(
+    tx: &mut Tx,
+    select: &str,
+    leading: &[i64],
+    keys: &[&'a str],
+) -> Result<Vec<T>, sqlx::Error>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin,
+{
+    let mut out = Vec::new();
+    for chunk in keys.chunks(MAX_PARAMS - leading.len()) {
+        let sql = format!(
+            "{select} ({})",
+            placeholders(leading.len() + 1, chunk.len())
+        );
+        let mut q = sqlx::query_as::<_, T>(&sql);
+        for v in leading {
+            q = q.bind(*v);
+        }
+        for k in chunk {
+            q = q.bind(*k);
+        }
+        out.extend(q.fetch_all(&mut **tx).await?);
+    }
+    Ok(out)
+}
