@@ -111,7 +111,8 @@ async fn ingest(registry: Arc<Registry>, dir: &std::path::Path) -> (f64, u64) {
     (MESSAGES as f64 / secs, counts.stored as u64)
 }
 
-async fn raw_messages(runtime: &Arc<Runtime>, registry: &Registry) -> Vec<Vec<u8>> {
+/// The raw messages, pulled through the plugin alone, and that rate.
+async fn raw_messages(runtime: &Arc<Runtime>, registry: &Registry) -> (Vec<Vec<u8>>, f64) {
     let plugin = registry.get("scripted").expect("installed");
     let input = AccountInput {
         id: "bench".into(),
@@ -128,6 +129,7 @@ async fn raw_messages(runtime: &Arc<Runtime>, registry: &Registry) -> Vec<Vec<u8
         since: 0,
         skip: vec![],
     };
+    let start = Instant::now();
     let mut cursor = None;
     let mut raws = Vec::with_capacity(MESSAGES);
     loop {
@@ -138,7 +140,8 @@ async fn raw_messages(runtime: &Arc<Runtime>, registry: &Registry) -> Vec<Vec<u8
         }
         cursor = Some(page.cursor);
     }
-    raws
+    let rate = raws.len() as f64 / start.elapsed().as_secs_f64();
+    (raws, rate)
 }
 
 fn parse_only(raws: &[Vec<u8>]) -> f64 {
@@ -202,7 +205,7 @@ async fn main() {
 
     eprintln!("ingesting {MESSAGES} scripted messages into SQLite…");
     let (ingest_rate, stored) = ingest(registry.clone(), dir.path()).await;
-    let raws = raw_messages(&runtime, &registry).await;
+    let (raws, plugin_rate) = raw_messages(&runtime, &registry).await;
     assert_eq!(raws.len(), MESSAGES);
     let parse_rate = parse_only(&raws);
     eprintln!("matching against {CONTACTS} contacts…");
@@ -230,6 +233,7 @@ async fn main() {
     );
     println!("mailroom-ingest: {ingest_rate:.0} msg/s");
     println!("parse-only: {parse_rate:.0} msg/s");
+    println!("plugin-only: {plugin_rate:.0} msg/s");
     println!("mailroom-lookups: {lookup_rate:.0} lookups/s");
     println!("hashset-lookups: {bare_rate:.0} lookups/s");
 }

@@ -61,8 +61,10 @@ pub async fn ingest_page(
     let ids: Vec<&str> = items.iter().map(|(c, _)| c.provider_id).collect();
     let held: HashSet<String> = rows::select_in::<(String,)>(
         tx,
-        "SELECT provider_id FROM message_sources WHERE account_id = $1 AND provider_id IN",
-        &[ctx.id],
+        &format!(
+            "SELECT provider_id FROM message_sources WHERE account_id = {} AND provider_id IN",
+            ctx.id
+        ),
         &ids,
     )
     .await?
@@ -110,7 +112,6 @@ pub async fn ingest_page(
     let mut known: HashMap<String, (Id, String)> = rows::select_in::<(String, i64, String)>(
         tx,
         "SELECT message_key, id, content_hash FROM messages WHERE message_key IN",
-        &[],
         &keys,
     )
     .await?
@@ -124,9 +125,11 @@ pub async fn ingest_page(
         .collect();
     let mut thread_of: HashMap<String, String> = rows::select_in::<(String, String)>(
         tx,
-        "SELECT s.provider_thread, m.thread_key FROM message_sources s JOIN messages m ON m.id = s.message_id \
-         WHERE s.account_id = $1 AND s.provider_thread IN",
-        &[ctx.id],
+        &format!(
+            "SELECT s.provider_thread, m.thread_key FROM message_sources s \
+             JOIN messages m ON m.id = s.message_id WHERE s.account_id = {} AND s.provider_thread IN",
+            ctx.id
+        ),
         &threads,
     )
     .await?

@@ -1,7 +1,8 @@
 //! Multi-row statements: a page's rows in one `INSERT` (or one `IN (…)`
-//! lookup) per table instead of one per row. Placeholders are written as
-//! `$N`, which both back ends take (sqlx's `QueryBuilder` writes `?` for
-//! `Any`, which PostgreSQL refuses).
+//! lookup) per table instead of one per row. Placeholders are `$N` on
+//! PostgreSQL and plain `?` on SQLite, where looking up thousands of
+//! numbered parameters by name costs quadratic time (sqlx's `QueryBuilder`
+//! writes `?` for `Any`, which PostgreSQL refuses).
 
 use mailroom_store::Tx;
 use mailroom_store::sqlx::{self, Any};
@@ -32,9 +33,20 @@ fn bind<'q>(
     }
 }
 
-fn placeholders(first: usize, count: usize) -> String {
+/// Whether the transaction is on SQLite, which gets positional `?` placeholders.
+fn positional(tx: &Tx) -> bool {
+    (**tx).backend_name() == "SQLite"
+}
+
+fn placeholders(positional: bool, first: usize, count: usize) -> String {
     (first..first + count)
-        .map(|n| format!("${n}"))
+        .map(|n| {
+            if positional {
+                "?".to_string()
+            } else {
+                format!("${n}")
+            }
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -48,13 +60,14 @@ pub(super) async fn insert<'a>(
     rows: Vec<Vec<Val<'a>>>,
 ) -> Result<u64, sqlx::Error> {
     let width = columns.len();
+    let sqlite = positional(tx);
     let mut inserted = 0;
     let per_statement = (MAX_PARAMS / width).max(1);
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
         let chunk: Vec<Vec<Val<'a>>> = rows.by_ref().take(per_statement).collect();
         let values: Vec<String> = (0..chunk.len())
-            .map(|r| format!("({})", placeholders(r * width + 1, width)))
+            .map(|r| format!("({})", placeholders(sqlite, r * width + 1, width)))
             .collect();
         let sql = format!(
             "INSERT INTO {table} ({}) VALUES {} ON CONFLICT DO NOTHING",
@@ -70,27 +83,21 @@ pub(super) async fn insert<'a>(
     Ok(inserted)
 }
 
-/// The rows of `select` (which ends in `IN`) for every key; `leading` are
-/// bound first, as `$1`, `$2`, ….
+/// The rows of `select` (which ends in `IN` and binds nothing else; ids it
+/// compares with are written into it as numbers) for every key.
 pub(super) async fn select_in<'a, T>(
     tx: &mut Tx,
     select: &str,
-    leading: &[i64],
     keys: &[&'a str],
 ) -> Result<Vec<T>, sqlx::Error>
 where
     T: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin,
 {
+    let sqlite = positional(tx);
     let mut out = Vec::new();
-    for chunk in keys.chunks(MAX_PARAMS - leading.len()) {
-        let sql = format!(
-            "{select} ({})",
-            placeholders(leading.len() + 1, chunk.len())
-        );
+    for chunk in keys.chunks(MAX_PARAMS) {
+        let sql = format!("{select} ({})", placeholders(sqlite, 1, chunk.len()));
         let mut q = sqlx::query_as::<_, T>(&sql);
-        for v in leading {
-            q = q.bind(*v);
-        }
         for k in chunk {
             q = q.bind(*k);
         }
