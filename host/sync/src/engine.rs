@@ -194,9 +194,8 @@ impl Engine {
             set: &self.running,
             id,
         };
-        let account = accounts::get(&self.db, &self.vault, id).await?;
-        let span = tracing::error_span!("account", account = id, provider = %account.provider);
-        self.run_account(&account).instrument(span).await?;
+        let span = tracing::error_span!("account", account = id);
+        self.run_account(id).instrument(span).await?;
         Ok(true)
     }
 
@@ -213,10 +212,25 @@ impl Engine {
         Ok(fresh)
     }
 
-    async fn run_account(&self, account: &Account) -> Result<(), SyncError> {
+    /// Run one claimed account and release it with its new status. A
+    /// failure of the host's own (database, sealed credentials that do not
+    /// open) is logged and retried later like a transient one, so that one
+    /// broken account never holds up the others.
+    async fn run_account(&self, id: Id) -> Result<(), SyncError> {
         let node = &self.config.node;
-        let position = state::position(&self.db, account.id).await?;
-        let ending = match self.pull(account).await {
+        let position = state::position(&self.db, id).await?;
+        let outcome = match accounts::get(&self.db, &self.vault, id).await {
+            Ok(account) => {
+                let span = tracing::error_span!(
+                    "run",
+                    provider = %account.provider,
+                    version = self.registry.get(&account.provider).map(|p| p.version().to_string()).unwrap_or_default(),
+                );
+                self.pull(&account).instrument(span).await
+            }
+            Err(e) => Err(Stop::Host(e.into())),
+        };
+        let ending = match outcome {
             Ok(()) => Ending::Synced {
                 next: unix_now() + self.config.interval.as_secs() as i64,
             },
@@ -225,21 +239,13 @@ impl Engine {
                 return Ok(());
             }
             Err(Stop::Host(e)) => {
-                // Release the lease so that the account is retried; the error is the host's.
+                tracing::error!(error = %e, "sync run failed on the host side");
                 let attempts = position.attempts + 1;
-                let next = self.retry_at(attempts, None);
-                state::finish(
-                    &self.db,
-                    account.id,
-                    node,
-                    Ending::Retry {
-                        why: "internal error; see the host log".into(),
-                        next,
-                        attempts,
-                    },
-                )
-                .await?;
-                return Err(e);
+                Ending::Retry {
+                    why: "internal error; see the host log".into(),
+                    next: self.retry_at(attempts, None),
+                    attempts,
+                }
             }
             Err(Stop::Call(e)) => self.ending_for(&e, position.attempts + 1),
         };
@@ -248,7 +254,7 @@ impl Engine {
         {
             tracing::warn!(error = %why, "sync stopped");
         }
-        state::finish(&self.db, account.id, node, ending).await?;
+        state::finish(&self.db, id, node, ending).await?;
         Ok(())
     }
 

@@ -258,6 +258,7 @@ async fn populated(kind: Kind) -> (World, User, Account) {
     let settings = [
         ("messages", "120"),
         ("page_size", "9"),
+        ("delay_ms", "4"),
         ("contacts", "ann@x.test,bob@x.test,zed@x.test"),
     ];
     let acct = w
@@ -285,7 +286,8 @@ async fn crash_and_resume(kind: Kind) {
         loop {
             // A fresh engine each time: nothing survives the "crash" but the database.
             let engine = w.engine("crashy");
-            let budget = Duration::from_millis(rand::random::<u64>() % 60 + 1);
+            // A whole run takes over 50 ms (14 pages of 4 ms and more): most budgets cut it.
+            let budget = Duration::from_millis(rand::random::<u64>() % 50 + 1);
             match tokio::time::timeout(budget, engine.run_until_idle()).await {
                 Ok(done) => {
                     done.unwrap();
@@ -647,4 +649,44 @@ async fn visibility(kind: Kind) {
 both_backends!(
     private_mail_and_connections_stay_with_their_owner,
     visibility
+);
+
+async fn broken_account_isolated(kind: Kind) {
+    let w = world(kind).await;
+    let me = w.user("me@corp.test", Plan::Lite).await;
+    w.contact(&["contact@example.com"]).await;
+    let broken = w
+        .connect(
+            &me,
+            "me@corp.test",
+            &[("messages", "5")],
+            Scope::AllContacts,
+        )
+        .await;
+    let fine = w
+        .connect(
+            &me,
+            "me2@corp.test",
+            &[("messages", "5")],
+            Scope::AllContacts,
+        )
+        .await;
+    // Its sealed credentials no longer open (altered, or sealed under another key).
+    sqlx::query("UPDATE accounts SET sealed_secrets = $1 WHERE id = $2")
+        .bind(vec![1u8; 60])
+        .bind(broken.id)
+        .execute(w.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(w.engine("a").run_until_idle().await.unwrap(), 2);
+    let st = status(&w.db, broken.id).await.unwrap().unwrap();
+    assert_eq!(st.phase, Phase::Error, "{st:?}");
+    assert!(st.next_run_at.is_some(), "retried later: {st:?}");
+    let st = status(&w.db, fine.id).await.unwrap().unwrap();
+    assert_eq!(st.phase, Phase::Active, "{st:?}");
+    assert_eq!(messages::counts(&w.db, fine.id).await.unwrap().stored, 5);
+}
+both_backends!(
+    a_broken_account_does_not_hold_up_the_others,
+    broken_account_isolated
 );
