@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mailroom_crm::accounts::{self, Connect, Scope, Visibility};
+use mailroom_crm::accounts::{self, Connect};
 use mailroom_crm::contacts::{self, ContactInput};
 use mailroom_crm::index::ContactIndex;
 use mailroom_crm::users::{self, NewUser, Plan, Role};
@@ -55,13 +55,7 @@ async fn ingest(registry: Arc<Registry>, dir: &std::path::Path) -> (f64, u64) {
     );
     let owner = users::create(
         &db,
-        NewUser {
-            email: "owner@corp.test".into(),
-            name: String::new(),
-            role: Role::Member,
-            plan: Plan::Lite,
-            password: None,
-        },
+        NewUser::new("owner@corp.test", Role::Member, Plan::Lite),
     )
     .await
     .expect("user");
@@ -78,16 +72,7 @@ async fn ingest(registry: Arc<Registry>, dir: &std::path::Path) -> (f64, u64) {
         &db,
         &vault,
         &owner,
-        &Connect {
-            provider: "scripted".into(),
-            address: "owner@corp.test".into(),
-            settings: settings(),
-            secrets: BTreeMap::new(),
-            scope: Scope::AllContacts,
-            visibility: Visibility::Private,
-            sentiment: false,
-            preferred: false,
-        },
+        &Connect::new("scripted", "owner@corp.test", settings(), BTreeMap::new()),
     )
     .await
     .expect("account");

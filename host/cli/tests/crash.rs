@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::{KEY, Site};
-use mailroom_crm::accounts::{self, Account, Change, Connect, Scope, Visibility};
+use mailroom_crm::accounts::{self, Account, Change, Connect};
 use mailroom_crm::contacts::{self, ContactInput};
 use mailroom_crm::deals::{self, DealInput};
 use mailroom_crm::users::{self, NewUser, Plan, Role, User};
@@ -24,18 +24,9 @@ const MAILBOX: &str = "ann@x.test,bob@x.test,zed@x.test";
 async fn populate(site: &Site, messages: u32) -> (Db, User, Account) {
     let db = Db::open(site.db.url()).await.unwrap();
     let vault = Vault::from_base64(KEY, "test").unwrap();
-    let me = users::create(
-        &db,
-        NewUser {
-            email: "me@corp.test".into(),
-            name: String::new(),
-            role: Role::Member,
-            plan: Plan::Lite,
-            password: None,
-        },
-    )
-    .await
-    .unwrap();
+    let me = users::create(&db, NewUser::new("me@corp.test", Role::Member, Plan::Lite))
+        .await
+        .unwrap();
     let ann = contacts::create(
         &db,
         &ContactInput {
@@ -75,16 +66,7 @@ async fn populate(site: &Site, messages: u32) -> (Db, User, Account) {
         &db,
         &vault,
         &me,
-        &Connect {
-            provider: "scripted".into(),
-            address: "me@corp.test".into(),
-            settings,
-            secrets: BTreeMap::new(),
-            scope: Scope::AllContacts,
-            visibility: Visibility::Private,
-            sentiment: false,
-            preferred: false,
-        },
+        &Connect::new("scripted", "me@corp.test", settings, BTreeMap::new()),
     )
     .await
     .unwrap();

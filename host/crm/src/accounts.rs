@@ -93,6 +93,28 @@ pub struct Connect {
     pub preferred: bool,
 }
 
+impl Connect {
+    /// A mailbox with the defaults: all contacts, private, no sentiment
+    /// analysis, not preferred.
+    pub fn new(
+        provider: impl Into<String>,
+        address: impl Into<String>,
+        settings: BTreeMap<String, String>,
+        secrets: BTreeMap<String, String>,
+    ) -> Self {
+        Connect {
+            provider: provider.into(),
+            address: address.into(),
+            settings,
+            secrets,
+            scope: Scope::default(),
+            visibility: Visibility::default(),
+            sentiment: false,
+            preferred: false,
+        }
+    }
+}
+
 /// Changes to an account; absent fields stay.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

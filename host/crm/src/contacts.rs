@@ -216,7 +216,7 @@ pub async fn import(db: &Db, items: &[ContactInput]) -> Result<Vec<Id>, CrmError
 
 /// A contact by id.
 pub async fn get(db: &Db, id: Id) -> Result<Contact, CrmError> {
-    list_where(db, "WHERE c.id = $1", Some(id), 1, 0)
+    select(db, Some(id), 1, 0)
         .await?
         .pop()
         .ok_or_else(|| CrmError::not_found("contact", id))
@@ -224,30 +224,26 @@ pub async fn get(db: &Db, id: Id) -> Result<Contact, CrmError> {
 
 /// Contacts by id, `limit` from `offset`.
 pub async fn list(db: &Db, limit: i64, offset: i64) -> Result<Vec<Contact>, CrmError> {
-    list_where(db, "", None, limit, offset).await
+    select(db, None, limit, offset).await
 }
 
-async fn list_where(
+/// Contacts (one, or a page of all) with their addresses, in two queries.
+async fn select(
     db: &Db,
-    filter: &str,
     id: Option<Id>,
     limit: i64,
     offset: i64,
 ) -> Result<Vec<Contact>, CrmError> {
-    let (lim, off) = if id.is_some() {
-        ("$2", "$3")
-    } else {
-        ("$1", "$2")
-    };
-    let sql = format!(
-        "SELECT c.id, c.name, c.external_id, c.created_at, c.updated_at FROM contacts c {filter} \
-         ORDER BY c.id LIMIT {lim} OFFSET {off}"
-    );
-    let mut q = sqlx::query(&sql);
-    if let Some(id) = id {
-        q = q.bind(id);
-    }
-    let rows = q.bind(limit).bind(offset).fetch_all(db.pool()).await?;
+    let rows = sqlx::query(
+        "SELECT id, name, external_id, created_at, updated_at FROM contacts \
+         WHERE ($1 = 0 OR id = $2) ORDER BY id LIMIT $3 OFFSET $4",
+    )
+    .bind(i64::from(id.is_some()))
+    .bind(id.unwrap_or(0))
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(db.pool())
+    .await?;
     let mut contacts = Vec::with_capacity(rows.len());
     let mut by_id = BTreeMap::new();
     for row in &rows {

@@ -282,47 +282,62 @@ pub async fn import(db: &Db, items: &[DealInput]) -> Result<Vec<Id>, CrmError> {
 
 /// A deal by id.
 pub async fn get(db: &Db, id: Id) -> Result<Deal, CrmError> {
-    let row = sqlx::query(
-        "SELECT id, title, value_cents, currency, status, owner_id, primary_contact_id, external_id, \
-         created_at, updated_at FROM deals WHERE id = $1",
-    )
-    .bind(id)
-    .fetch_optional(db.pool())
-    .await?
-    .ok_or_else(|| CrmError::not_found("deal", id))?;
-    let contact_ids = sqlx::query_scalar(
-        "SELECT contact_id FROM deal_contacts WHERE deal_id = $1 ORDER BY contact_id",
-    )
-    .bind(id)
-    .fetch_all(db.pool())
-    .await?;
-    let status: String = row.try_get("status")?;
-    Ok(Deal {
-        id,
-        title: row.try_get("title")?,
-        value: row.try_get::<i64, _>("value_cents")? as f64 / 100.0,
-        currency: row.try_get("currency")?,
-        status: Status::parse(&status)
-            .ok_or_else(|| CrmError::invalid("status", format!("stored `{status}` is unknown")))?,
-        owner_id: row.try_get("owner_id")?,
-        primary_contact_id: row.try_get("primary_contact_id")?,
-        contact_ids,
-        external_id: row.try_get("external_id")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-    })
+    select(db, Some(id), 1, 0)
+        .await?
+        .pop()
+        .ok_or_else(|| CrmError::not_found("deal", id))
 }
 
-/// Deal ids, `limit` from `offset`.
+/// Deals by id, `limit` from `offset`.
 pub async fn list(db: &Db, limit: i64, offset: i64) -> Result<Vec<Deal>, CrmError> {
-    let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM deals ORDER BY id LIMIT $1 OFFSET $2")
-        .bind(limit)
-        .bind(offset)
+    select(db, None, limit, offset).await
+}
+
+/// Deals (one, or a page of all) with their other contacts, in two queries.
+async fn select(db: &Db, id: Option<Id>, limit: i64, offset: i64) -> Result<Vec<Deal>, CrmError> {
+    let rows = sqlx::query(
+        "SELECT id, title, value_cents, currency, status, owner_id, primary_contact_id, external_id, \
+         created_at, updated_at FROM deals WHERE ($1 = 0 OR id = $2) ORDER BY id LIMIT $3 OFFSET $4",
+    )
+    .bind(i64::from(id.is_some()))
+    .bind(id.unwrap_or(0))
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(db.pool())
+    .await?;
+    let mut deals = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let status: String = row.try_get("status")?;
+        deals.push(Deal {
+            id: row.try_get("id")?,
+            title: row.try_get("title")?,
+            value: row.try_get::<i64, _>("value_cents")? as f64 / 100.0,
+            currency: row.try_get("currency")?,
+            status: Status::parse(&status).ok_or_else(|| {
+                CrmError::invalid("status", format!("stored `{status}` is unknown"))
+            })?,
+            owner_id: row.try_get("owner_id")?,
+            primary_contact_id: row.try_get("primary_contact_id")?,
+            contact_ids: vec![],
+            external_id: row.try_get("external_id")?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+        });
+    }
+    if let (Some(first), Some(last)) = (deals.first().map(|d| d.id), deals.last().map(|d| d.id)) {
+        let links: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT deal_id, contact_id FROM deal_contacts WHERE deal_id >= $1 AND deal_id <= $2 \
+             ORDER BY contact_id",
+        )
+        .bind(first)
+        .bind(last)
         .fetch_all(db.pool())
         .await?;
-    let mut out = Vec::with_capacity(ids.len());
-    for id in ids {
-        out.push(get(db, id).await?);
+        for (deal, contact) in links {
+            if let Ok(i) = deals.binary_search_by_key(&deal, |d| d.id) {
+                deals[i].contact_ids.push(contact);
+            }
+        }
     }
-    Ok(out)
+    Ok(deals)
 }

@@ -77,6 +77,20 @@ pub struct NewUser {
     pub password: Option<String>,
 }
 
+impl NewUser {
+    /// A user with no password (signing in with API tokens only), whose
+    /// name shows as the email until one is set.
+    pub fn new(email: impl Into<String>, role: Role, plan: Plan) -> Self {
+        NewUser {
+            email: email.into(),
+            name: String::new(),
+            role,
+            plan,
+            password: None,
+        }
+    }
+}
+
 fn member() -> Role {
     Role::Member
 }

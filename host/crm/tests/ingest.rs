@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use mailroom_crm::accounts::{self, Account, Connect, Scope, Visibility};
+use mailroom_crm::accounts::{self, Account, Connect};
 use mailroom_crm::contacts::{self, ContactInput};
 use mailroom_crm::index::ContactIndex;
 use mailroom_crm::messages::{self, AccountContext, Copy, Outcome};
@@ -34,18 +34,9 @@ impl Fixture {
     }
 
     async fn user(&self, email: &str) -> User {
-        users::create(
-            &self.db,
-            NewUser {
-                email: email.into(),
-                name: String::new(),
-                role: Role::Member,
-                plan: Plan::Lite,
-                password: None,
-            },
-        )
-        .await
-        .unwrap()
+        users::create(&self.db, NewUser::new(email, Role::Member, Plan::Lite))
+            .await
+            .unwrap()
     }
 
     async fn account(&self, owner: &User) -> (Account, AccountContext) {
@@ -53,16 +44,12 @@ impl Fixture {
             &self.db,
             &self.vault,
             owner,
-            &Connect {
-                provider: "scripted".into(),
-                address: owner.email.clone(),
-                settings: BTreeMap::new(),
-                secrets: BTreeMap::new(),
-                scope: Scope::AllContacts,
-                visibility: Visibility::Private,
-                sentiment: false,
-                preferred: false,
-            },
+            &Connect::new(
+                "scripted",
+                owner.email.clone(),
+                BTreeMap::new(),
+                BTreeMap::new(),
+            ),
         )
         .await
         .unwrap();

@@ -17,7 +17,7 @@ use mailroom_vault::Vault;
 use tracing::Instrument;
 
 use crate::backoff;
-use crate::state::{self, Ending, Progress};
+use crate::state::{self, Ending, Position, Progress};
 
 /// How the engine paces and bounds its work.
 #[derive(Debug, Clone)]
@@ -171,14 +171,19 @@ impl Engine {
 
     /// Claim one due account and run it. False when none was due.
     pub async fn tick(&self) -> Result<bool, SyncError> {
-        state::ensure_rows(&self.db).await?;
         let ttl = self.config.lease.as_secs().max(1) as i64;
         let running: Vec<Id> = self
             .running
             .lock()
             .map(|set| set.iter().copied().collect())
             .unwrap_or_default();
-        let Some(id) = state::claim(&self.db, &self.config.node, ttl, &running).await? else {
+        let mut claimed = state::claim(&self.db, &self.config.node, ttl, &running).await?;
+        if claimed.is_none() {
+            // Nothing due: make sure no account was connected without a sync row.
+            state::ensure_rows(&self.db).await?;
+            claimed = state::claim(&self.db, &self.config.node, ttl, &running).await?;
+        }
+        let Some(id) = claimed else {
             return Ok(false);
         };
         let newly = self
@@ -226,7 +231,7 @@ impl Engine {
                     provider = %account.provider,
                     version = self.registry.get(&account.provider).map(|p| p.version().to_string()).unwrap_or_default(),
                 );
-                self.pull(&account).instrument(span).await
+                self.pull(&account, position.clone()).instrument(span).await
             }
             Err(e) => Err(Stop::Host(e.into())),
         };
@@ -317,7 +322,7 @@ impl Engine {
     }
 
     /// One run: open, re-link if the CRM changed, then pages until caught up.
-    async fn pull(&self, account: &Account) -> Result<(), Stop> {
+    async fn pull(&self, account: &Account, mut position: Position) -> Result<(), Stop> {
         let node = &self.config.node;
         let ttl = self.config.lease.as_secs().max(1) as i64;
         let mut run = self.start(account).await?;
@@ -327,26 +332,24 @@ impl Engine {
             scope: account.scope,
             own: accounts::own_addresses(&self.db, account.owner_id).await?,
         };
-        let mut position = state::position(&self.db, account.id).await?;
         if position.linked_generation != index.generation() {
             self.relink(&mut run, &ctx, &index).await?;
             state::linked(&self.db, account.id, node, index.generation()).await?;
         }
-        let mut window_since = position
-            .window_since
-            .unwrap_or_else(|| unix_now() - self.config.window.as_secs() as i64);
-        let mut expired_once = false;
-        let mut message_failures = 0;
-        loop {
-            let skip = messages::failures(&self.db, account.id)
+        let mut window = Window {
+            since: position
+                .window_since
+                .unwrap_or_else(|| unix_now() - self.config.window.as_secs() as i64),
+            // Messages recorded as failed are not asked for again.
+            skip: messages::failures(&self.db, account.id)
                 .await?
                 .into_iter()
                 .map(|(id, _)| id)
-                .collect();
-            let window = Window {
-                since: window_since,
-                skip,
-            };
+                .collect(),
+        };
+        let mut expired_once = false;
+        let mut message_failures = 0;
+        loop {
             let page = match run.sync(position.cursor.as_deref(), &window).await {
                 Ok(page) => page,
                 Err(CallError::Provider(ProviderError::CursorExpired)) if !expired_once => {
@@ -355,7 +358,7 @@ impl Engine {
                     expired_once = true;
                     position.cursor = None;
                     position.backfilled = false;
-                    window_since = unix_now() - self.config.window.as_secs() as i64;
+                    window.since = unix_now() - self.config.window.as_secs() as i64;
                     continue;
                 }
                 Err(CallError::Provider(ProviderError::MessageFailed(m)))
@@ -366,6 +369,7 @@ impl Engine {
                     let mut tx = self.db.begin().await?;
                     messages::record_failure(&mut tx, account.id, &m.id, &m.why).await?;
                     tx.commit().await?;
+                    window.skip.push(m.id);
                     continue;
                 }
                 Err(e) => return Err(e.into()),
@@ -373,7 +377,7 @@ impl Engine {
             let backfilled = position.backfilled || !page.more;
             let progress = Progress {
                 cursor: Some(&page.cursor),
-                window_since,
+                window_since: window.since,
                 backfilled,
                 done: page.progress.as_ref().map_or(0, |p| p.done as i64),
                 total: page

@@ -71,18 +71,9 @@ impl World {
     }
 
     async fn user(&self, email: &str, plan: Plan) -> User {
-        users::create(
-            &self.db,
-            NewUser {
-                email: email.into(),
-                name: String::new(),
-                role: Role::Member,
-                plan,
-                password: None,
-            },
-        )
-        .await
-        .unwrap()
+        users::create(&self.db, NewUser::new(email, Role::Member, plan))
+            .await
+            .unwrap()
     }
 
     async fn contact(&self, emails: &[&str]) -> i64 {
@@ -132,14 +123,13 @@ impl World {
             &self.vault,
             owner,
             &Connect {
-                provider: "scripted".into(),
-                address: address.into(),
-                settings: map,
-                secrets: BTreeMap::from([("password".into(), "s3cret-pw".into())]),
                 scope,
-                visibility: Visibility::Private,
-                sentiment: false,
-                preferred: false,
+                ..Connect::new(
+                    "scripted",
+                    address,
+                    map,
+                    BTreeMap::from([("password".into(), "s3cret-pw".into())]),
+                )
             },
         )
         .await
