@@ -20,7 +20,7 @@ pub struct EngineArgs {
     #[arg(long, env = "MAILROOM_NODE")]
     pub node: Option<String>,
     /// Seconds a lease lasts without renewal (it is renewed with every page).
-    #[arg(long, env = "MAILROOM_LEASE_SECONDS", default_value_t = 120)]
+    #[arg(long, env = "MAILROOM_LEASE_SECONDS", default_value_t = 600)]
     pub lease_seconds: u64,
     /// Seconds between incremental syncs of an up-to-date account.
     #[arg(long, env = "MAILROOM_SYNC_INTERVAL", default_value_t = 300)]

@@ -9,8 +9,8 @@ use mailroom_crm::index::ContactIndex;
 use mailroom_crm::messages::{self, AccountContext, Copy};
 use mailroom_crm::{CrmError, Id, generation};
 use mailroom_runtime::{
-    AccountInput, CallError, OperatorGrant, Page, ProviderError, Registry, Run, Secret, Secrets,
-    Window,
+    AccountInput, CallError, OperatorGrant, Page, Plugin, ProviderError, Registry, Run, Secret,
+    Secrets, Window,
 };
 use mailroom_store::{Db, unix_now};
 use mailroom_vault::Vault;
@@ -24,7 +24,9 @@ use crate::state::{self, Ending, Position, Progress};
 pub struct EngineConfig {
     /// This host's name in leases; unique among hosts sharing a database.
     pub node: String,
-    /// How long a lease lasts without renewal (renewed with every page).
+    /// How long a lease lasts without renewal (renewed with every page):
+    /// longer than the longest plugin call, and how long a dead host's
+    /// accounts wait before another host takes them over.
     pub lease: Duration,
     /// How long an up-to-date account waits for its next incremental sync.
     pub interval: Duration,
@@ -44,7 +46,7 @@ impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
             node: format!("host-{}", std::process::id()),
-            lease: Duration::from_secs(120),
+            lease: Duration::from_secs(600),
             interval: Duration::from_secs(300),
             window: Duration::from_secs(365 * 86_400),
             backoff_base: Duration::from_secs(30),
@@ -171,7 +173,7 @@ impl Engine {
 
     /// Claim one due account and run it. False when none was due.
     pub async fn tick(&self) -> Result<bool, SyncError> {
-        let ttl = self.config.lease.as_secs().max(1) as i64;
+        let ttl = self.lease_secs();
         let running: Vec<Id> = self
             .running
             .lock()
@@ -225,14 +227,22 @@ impl Engine {
         let node = &self.config.node;
         let position = state::position(&self.db, id).await?;
         let outcome = match accounts::get(&self.db, &self.vault, id).await {
-            Ok(account) => {
-                let span = tracing::error_span!(
-                    "run",
-                    provider = %account.provider,
-                    version = self.registry.get(&account.provider).map(|p| p.version().to_string()).unwrap_or_default(),
-                );
-                self.pull(&account, position.clone()).instrument(span).await
-            }
+            Ok(account) => match self.registry.get(&account.provider) {
+                Some(plugin) => {
+                    let span = tracing::error_span!(
+                        "run",
+                        provider = %account.provider,
+                        version = %plugin.version(),
+                    );
+                    self.pull(&account, &plugin, position.clone())
+                        .instrument(span)
+                        .await
+                }
+                None => Err(Stop::Call(CallError::Ended(format!(
+                    "the `{}` plugin is not installed",
+                    account.provider
+                )))),
+            },
             Err(e) => Err(Stop::Host(e.into())),
         };
         let ending = match outcome {
@@ -261,6 +271,11 @@ impl Engine {
         }
         state::finish(&self.db, id, node, ending).await?;
         Ok(())
+    }
+
+    /// The lease length in whole seconds.
+    fn lease_secs(&self) -> i64 {
+        self.config.lease.as_secs().max(1) as i64
     }
 
     fn retry_at(&self, attempts: u32, retry_after: Option<Duration>) -> i64 {
@@ -295,13 +310,7 @@ impl Engine {
         }
     }
 
-    async fn start(&self, account: &Account) -> Result<Run, Stop> {
-        let plugin = self.registry.get(&account.provider).ok_or_else(|| {
-            Stop::Call(CallError::Ended(format!(
-                "the `{}` plugin is not installed",
-                account.provider
-            )))
-        })?;
+    async fn start(&self, account: &Account, plugin: &Plugin) -> Result<Run, Stop> {
         let mut secrets = Secrets::new();
         for (name, value) in accounts::secrets(&self.db, &self.vault, account.id).await? {
             secrets.insert(name, Secret::new(value));
@@ -315,17 +324,22 @@ impl Engine {
         let mut run = self
             .registry
             .runtime()
-            .start(&plugin, &input, &self.config.grant)
+            .start(plugin, &input, &self.config.grant)
             .await?;
         run.open().await?;
         Ok(run)
     }
 
     /// One run: open, re-link if the CRM changed, then pages until caught up.
-    async fn pull(&self, account: &Account, mut position: Position) -> Result<(), Stop> {
+    async fn pull(
+        &self,
+        account: &Account,
+        plugin: &Plugin,
+        mut position: Position,
+    ) -> Result<(), Stop> {
         let node = &self.config.node;
-        let ttl = self.config.lease.as_secs().max(1) as i64;
-        let mut run = self.start(account).await?;
+        let ttl = self.lease_secs();
+        let mut run = self.start(account, plugin).await?;
         let index = self.contact_index().await?;
         let ctx = AccountContext {
             id: account.id,
@@ -459,6 +473,9 @@ impl Engine {
             let page = run.fetch(batch).await?;
             let mut tx = self.db.begin().await?;
             self.write_page(&mut tx, ctx, index, &page).await?;
+            if !state::renew(&mut tx, ctx.id, &self.config.node, self.lease_secs()).await? {
+                return Err(Stop::LeaseLost);
+            }
             tx.commit().await?;
         }
         Ok(())

@@ -283,6 +283,25 @@ pub(crate) async fn advance(
     Ok(done.rows_affected() == 1)
 }
 
+/// Renew the lease inside a transaction that writes for the account; false
+/// when it was lost (the caller must roll back).
+pub(crate) async fn renew(
+    tx: &mut Tx,
+    account: Id,
+    node: &str,
+    ttl: i64,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE sync_state SET lease_until = $1 WHERE account_id = $2 AND lease_owner = $3",
+    )
+    .bind(unix_now() + ttl)
+    .bind(account)
+    .bind(node)
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// Record that the account's links reflect CRM generation `generation`.
 pub(crate) async fn linked(
     db: &Db,
