@@ -27,9 +27,6 @@ pub enum CrmError {
         /// The clash.
         why: String,
     },
-    /// Another host changed the same rows at the same moment; try again.
-    #[error("{0}; retry")]
-    Busy(String),
     /// The caller may not do this.
     #[error("{0}")]
     Forbidden(String),

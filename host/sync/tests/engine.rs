@@ -680,3 +680,47 @@ both_backends!(
     a_broken_account_does_not_hold_up_the_others,
     broken_account_isolated
 );
+
+async fn two_hosts(kind: Kind) {
+    let w = world(kind).await;
+    let me = w.user("me@corp.test", Plan::Lite).await;
+    w.contact(&["contact@example.com"]).await;
+    let mut accounts = Vec::new();
+    let now = unix_now().to_string();
+    for i in 0..6 {
+        let settings = [
+            ("messages", "40"),
+            ("page_size", "5"),
+            ("delay_ms", "2"),
+            ("now", now.as_str()),
+        ];
+        accounts.push(
+            w.connect(
+                &me,
+                &format!("box{i}@corp.test"),
+                &settings,
+                Scope::AllContacts,
+            )
+            .await,
+        );
+    }
+    // Two hosts share the database: each account is run by exactly one of them.
+    let (a, b) = (w.engine("host-a"), w.engine("host-b"));
+    let (ra, rb) = tokio::join!(a.run_until_idle(), b.run_until_idle());
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    assert_eq!(ra + rb, accounts.len(), "runs: {ra} + {rb}");
+    assert!(ra > 0 && rb > 0, "both hosts worked: {ra} + {rb}");
+    for acct in &accounts {
+        assert_eq!(messages::counts(&w.db, acct.id).await.unwrap().stored, 40);
+        let st = status(&w.db, acct.id).await.unwrap().unwrap();
+        assert_eq!(st.phase, Phase::Active, "{st:?}");
+    }
+    // The 27 received messages every mailbox holds are stored once; the 13
+    // sent ones differ per mailbox (`From: boxN@`), so each is its own message.
+    assert_eq!(w.scalar("SELECT COUNT(*) FROM messages").await, 27 + 13 * 6);
+    assert_eq!(
+        w.scalar("SELECT COUNT(*) FROM message_sources").await,
+        40 * 6
+    );
+}
+both_backends!(two_hosts_share_the_accounts_without_overlap, two_hosts);

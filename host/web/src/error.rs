@@ -98,7 +98,6 @@ impl From<CrmError> for ApiError {
             },
             e @ CrmError::NotFound { .. } => ApiError::not_found(e.to_string()),
             CrmError::Forbidden(why) => ApiError::forbidden(why),
-            e @ CrmError::Busy(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
             e @ (CrmError::Vault(_) | CrmError::Store(_)) => ApiError::internal(e),
         }
     }

@@ -137,10 +137,9 @@ pub async fn ingest_page(
     .collect();
 
     let now = unix_now();
-    let mut new_messages = Vec::new();
-    let mut sources = Vec::new();
-    let mut contact_links = Vec::new();
-    let mut deal_links = Vec::new();
+    let mut created: Vec<NewMessage> = Vec::new();
+    // Per matched message: its row id and whether this page made it.
+    let mut resolved = Vec::with_capacity(matched.len());
     for m in &matched {
         let (copy, parsed) = &items[m.item];
         let by_hash = format!("#{}", parsed.content_hash);
@@ -155,37 +154,51 @@ pub async fn ingest_page(
             }
             None => by_hash,
         };
-        let (message, new) = match known.get(&key) {
-            Some(&(id, _)) => (id, false),
-            None => {
-                let id = next_id();
-                let thread = match (&parsed.thread_root, copy.provider_thread) {
-                    (Some(root), _) => format!("<{root}>"),
-                    (None, Some(t)) => thread_of.get(t).cloned().unwrap_or_else(|| key.clone()),
-                    (None, None) => key.clone(),
-                };
-                if let Some(t) = copy.provider_thread {
-                    thread_of
-                        .entry(t.to_string())
-                        .or_insert_with(|| thread.clone());
-                }
-                known.insert(key.clone(), (id, parsed.content_hash.clone()));
-                new_messages.push(vec![
-                    Val::Int(id),
-                    Val::Owned(key),
-                    Val::MaybeText(parsed.message_id.as_deref()),
-                    Val::Text(&parsed.content_hash),
-                    Val::Owned(thread),
-                    Val::Text(&parsed.subject),
-                    Val::Int(parsed.sent_at.unwrap_or(copy.received_at)),
-                    Val::Text(parsed.from_address()),
-                    Val::Owned(serde_json::to_string(&parsed.participants).unwrap_or_default()),
-                    Val::Text(&parsed.body),
-                    Val::Int(now),
-                ]);
-                (id, true)
-            }
+        if let Some(&(id, _)) = known.get(&key) {
+            resolved.push((id, false));
+            continue;
+        }
+        let id = next_id();
+        let thread = match (&parsed.thread_root, copy.provider_thread) {
+            (Some(root), _) => format!("<{root}>"),
+            (None, Some(t)) => thread_of.get(t).cloned().unwrap_or_else(|| key.clone()),
+            (None, None) => key.clone(),
         };
+        if let Some(t) = copy.provider_thread {
+            thread_of
+                .entry(t.to_string())
+                .or_insert_with(|| thread.clone());
+        }
+        known.insert(key.clone(), (id, parsed.content_hash.clone()));
+        created.push(NewMessage {
+            id,
+            key,
+            thread,
+            item: m.item,
+        });
+        resolved.push((id, true));
+    }
+    // Rows in key order: two hosts inserting overlapping pages then wait
+    // for each other in the same order instead of deadlocking.
+    created.sort_by(|a, b| a.key.cmp(&b.key));
+    let rows = created
+        .iter()
+        .map(|n| message_row(n, &n.key, &n.thread, items[n.item], now))
+        .collect();
+    let inserted = rows::insert(tx, "messages", MESSAGE_COLUMNS, rows).await?;
+    if inserted != created.len() as u64 {
+        // Another host stored some of the same keys since we looked (its
+        // transaction committed while ours waited on the key).
+        for (ours, theirs) in settle_conflicts(tx, &created, items, now).await? {
+            for r in resolved.iter_mut().filter(|(id, _)| *id == ours) {
+                *r = (theirs, false);
+            }
+        }
+    }
+    let mut sources = Vec::with_capacity(matched.len());
+    let (mut contact_links, mut deal_links) = (Vec::new(), Vec::new());
+    for (m, &(message, new)) in matched.iter().zip(&resolved) {
+        let copy = &items[m.item].0;
         sources.push(vec![
             Val::Int(ctx.id),
             Val::Text(copy.provider_id),
@@ -203,31 +216,6 @@ pub async fn ingest_page(
         );
         outcomes[m.item] = Outcome::Stored { message, new };
     }
-    let wanted = new_messages.len() as u64;
-    let inserted = rows::insert(
-        tx,
-        "messages",
-        &[
-            "id",
-            "message_key",
-            "message_id",
-            "content_hash",
-            "thread_key",
-            "subject",
-            "sent_at",
-            "from_address",
-            "participants",
-            "body",
-            "created_at",
-        ],
-        new_messages,
-    )
-    .await?;
-    if inserted != wanted {
-        return Err(CrmError::Busy(
-            "another host stored some of the same messages at the same time".into(),
-        ));
-    }
     rows::insert(
         tx,
         "message_sources",
@@ -244,6 +232,108 @@ pub async fn ingest_page(
     .await?;
     write_links(tx, contact_links, deal_links).await?;
     Ok(outcomes)
+}
+
+/// A message row this page creates.
+struct NewMessage {
+    id: Id,
+    key: String,
+    thread: String,
+    item: usize,
+}
+
+const MESSAGE_COLUMNS: &[&str] = &[
+    "id",
+    "message_key",
+    "message_id",
+    "content_hash",
+    "thread_key",
+    "subject",
+    "sent_at",
+    "from_address",
+    "participants",
+    "body",
+    "created_at",
+];
+
+fn message_row<'a>(
+    n: &NewMessage,
+    key: &str,
+    thread: &str,
+    (copy, parsed): (Copy<'a>, &'a Parsed),
+    now: i64,
+) -> Vec<Val<'a>> {
+    vec![
+        Val::Int(n.id),
+        Val::Owned(key.to_string()),
+        Val::MaybeText(parsed.message_id.as_deref()),
+        Val::Text(&parsed.content_hash),
+        Val::Owned(thread.to_string()),
+        Val::Text(&parsed.subject),
+        Val::Int(parsed.sent_at.unwrap_or(copy.received_at)),
+        Val::Text(parsed.from_address()),
+        Val::Owned(serde_json::to_string(&parsed.participants).unwrap_or_default()),
+        Val::Text(&parsed.body),
+        Val::Int(now),
+    ]
+}
+
+/// For rows another host inserted first under the same key: the same
+/// content means the same message (use its row); other content under the
+/// same Message-ID is a reused id (store ours under its content hash).
+/// Returns (our id, the row to use instead).
+async fn settle_conflicts(
+    tx: &mut Tx,
+    created: &[NewMessage],
+    items: &[(Copy<'_>, &Parsed)],
+    now: i64,
+) -> Result<Vec<(Id, Id)>, CrmError> {
+    let keys: Vec<&str> = created.iter().map(|n| n.key.as_str()).collect();
+    let stored: HashMap<String, (Id, String)> = rows::select_in::<(String, i64, String)>(
+        tx,
+        "SELECT message_key, id, content_hash FROM messages WHERE message_key IN",
+        &keys,
+    )
+    .await?
+    .into_iter()
+    .map(|(key, id, hash)| (key, (id, hash)))
+    .collect();
+    let mut remap = Vec::new();
+    for n in created {
+        let parsed = items[n.item].1;
+        let (id, hash) = stored
+            .get(&n.key)
+            .ok_or_else(|| CrmError::not_found("message", &n.key))?;
+        if *id == n.id {
+            continue;
+        }
+        if *hash == parsed.content_hash {
+            remap.push((n.id, *id));
+            continue;
+        }
+        let by_hash = format!("#{}", parsed.content_hash);
+        // A thread named after the Message-ID it no longer has is named after its hash.
+        let thread = if n.thread == n.key {
+            &by_hash
+        } else {
+            &n.thread
+        };
+        let row = message_row(n, &by_hash, thread, items[n.item], now);
+        rows::insert(tx, "messages", MESSAGE_COLUMNS, vec![row]).await?;
+        let found = rows::select_in::<(i64,)>(
+            tx,
+            "SELECT id FROM messages WHERE message_key IN",
+            &[by_hash.as_str()],
+        )
+        .await?;
+        let (id,) = found
+            .first()
+            .ok_or_else(|| CrmError::not_found("message", &by_hash))?;
+        if *id != n.id {
+            remap.push((n.id, *id));
+        }
+    }
+    Ok(remap)
 }
 
 /// Add the link rows of one message under one account.
