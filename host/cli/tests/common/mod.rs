@@ -103,7 +103,7 @@ impl Site {
             .spawn()
             .expect("serve starts");
         let mut server = Server {
-            child,
+            process: Process(child),
             base: String::new(),
         };
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -124,13 +124,16 @@ impl Site {
 
 /// The running server; stopped by PID however the test ends.
 pub struct Server {
-    pub child: Child,
+    pub process: Process,
     pub base: String,
 }
 
-impl Drop for Server {
+/// A child process, killed (SIGKILL) and reaped however the test ends.
+pub struct Process(pub Child);
+
+impl Drop for Process {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
