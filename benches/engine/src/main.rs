@@ -207,6 +207,10 @@ async fn main() {
         "  {:<44} {:>12.0} msg/s",
         "parse only, same messages (reference)", parse_rate
     );
+    println!(
+        "  {:<44} {:>12.0} msg/s",
+        "plugin pages only, no host work (reference)", plugin_rate
+    );
     println!("participant lookups against {CONTACTS} contacts:");
     println!(
         "  {:<44} {:>12.0} lookups/s",
