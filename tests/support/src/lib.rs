@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 pub mod db;
+pub mod dovecot;
 
 /// The path of a plugin component built by `scripts/build-plugins`.
 pub fn plugin(name: &str) -> PathBuf {
@@ -83,6 +84,12 @@ impl TestCa {
 
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::write(dir.path().join("ca.pem"), ca.pem()).expect("writing ca.pem");
+        std::fs::write(dir.path().join("server.pem"), server.pem()).expect("writing server.pem");
+        std::fs::write(
+            dir.path().join("server-key.pem"),
+            server_key.serialize_pem(),
+        )
+        .expect("writing server-key.pem");
         let config = rustls::ServerConfig::builder()
             .with_no_client_auth()
             .with_single_cert(
@@ -99,6 +106,17 @@ impl TestCa {
     /// The CA certificate as a PEM file, for the host's extra-CA setting.
     pub fn ca_file(&self) -> PathBuf {
         self.dir.path().join("ca.pem")
+    }
+
+    /// The server certificate (for `localhost` and `127.0.0.1`) as a PEM
+    /// file, for peers that read their certificate from disk (Dovecot).
+    pub fn server_cert_file(&self) -> PathBuf {
+        self.dir.path().join("server.pem")
+    }
+
+    /// The server certificate's private key as a PEM file.
+    pub fn server_key_file(&self) -> PathBuf {
+        self.dir.path().join("server-key.pem")
     }
 }
 
