@@ -126,6 +126,11 @@ pub async fn login(
     let user = users::authenticate(&state.db, &login.email, &login.password)
         .await?
         .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "wrong email or password"))?;
+    // Sessions that ran out are of no use to anyone: drop them as new ones are made.
+    sqlx::query("DELETE FROM auth_tokens WHERE expires_at IS NOT NULL AND expires_at < $1")
+        .bind(unix_now())
+        .execute(state.db.pool())
+        .await?;
     let token = issue(
         &state.db,
         &user,
