@@ -216,6 +216,30 @@ async fn api_end_to_end(kind: Kind) {
         (200, Some("lost"), Some(10.0)),
         "{changed}"
     );
+    // A primary contact is set, kept when not mentioned, and removed with null.
+    let path = format!("/api/deals/{side}");
+    let (_, changed) = api
+        .call(
+            "PATCH",
+            &path,
+            &admin,
+            Some(json!({"primary_contact_id": other})),
+        )
+        .await;
+    assert_eq!(changed["primary_contact_id"], json!(other), "{changed}");
+    let (_, changed) = api
+        .call("PATCH", &path, &admin, Some(json!({"title": "Renamed"})))
+        .await;
+    assert_eq!(changed["primary_contact_id"], json!(other), "{changed}");
+    let (_, changed) = api
+        .call(
+            "PATCH",
+            &path,
+            &admin,
+            Some(json!({"primary_contact_id": null})),
+        )
+        .await;
+    assert_eq!(changed["primary_contact_id"], Value::Null, "{changed}");
     let (code, _) = api
         .call("DELETE", &format!("/api/deals/{side}"), &admin, None)
         .await;

@@ -49,7 +49,7 @@ async fn populate(site: &Site, messages: u32) -> (Db, User, Account) {
         &db,
         &DealInput {
             title: Some("D".into()),
-            primary_contact_id: Some(ann.id),
+            primary_contact_id: Some(Some(ann.id)),
             ..Default::default()
         },
     )

@@ -79,14 +79,26 @@ pub struct DealInput {
     pub currency: Option<String>,
     /// Status (default open).
     pub status: Option<Status>,
-    /// Owner's user id.
-    pub owner_id: Option<Id>,
-    /// Primary contact's id.
-    pub primary_contact_id: Option<Id>,
+    /// Owner's user id; `null` removes the owner.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>)]
+    pub owner_id: Option<Option<Id>>,
+    /// Primary contact's id; `null` removes the primary contact.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>)]
+    pub primary_contact_id: Option<Option<Id>>,
     /// Other contacts' ids; replaces the stored list when given.
     pub contact_ids: Option<Vec<Id>>,
     /// The pushing CRM's id; bulk import updates the deal that has it.
     pub external_id: Option<String>,
+}
+
+/// A field that may be given as `null`: absent stays `None`, `null` is
+/// `Some(None)` (clear it), a value is `Some(Some(v))`.
+fn present<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
 }
 
 async fn check(tx: &mut Tx, input: &DealInput, prefix: &str) -> Result<(), CrmError> {
@@ -114,7 +126,7 @@ async fn check(tx: &mut Tx, input: &DealInput, prefix: &str) -> Result<(), CrmEr
             "must not be empty",
         ));
     }
-    if let Some(owner) = input.owner_id {
+    if let Some(Some(owner)) = input.owner_id {
         let found = sqlx::query("SELECT id FROM users WHERE id = $1")
             .bind(owner)
             .fetch_optional(&mut **tx)
@@ -128,8 +140,9 @@ async fn check(tx: &mut Tx, input: &DealInput, prefix: &str) -> Result<(), CrmEr
     }
     let contacts = input
         .primary_contact_id
-        .iter()
-        .map(|&c| (format!("{prefix}primary_contact_id"), c))
+        .flatten()
+        .into_iter()
+        .map(|c| (format!("{prefix}primary_contact_id"), c))
         .chain(
             input
                 .contact_ids
@@ -171,8 +184,8 @@ async fn insert(tx: &mut Tx, input: &DealInput, prefix: &str) -> Result<Id, CrmE
     .bind(cents(input.value.unwrap_or(0.0)))
     .bind(input.currency.as_deref().unwrap_or("EUR").to_ascii_uppercase())
     .bind(input.status.unwrap_or(Status::Open).as_str())
-    .bind(input.owner_id)
-    .bind(input.primary_contact_id)
+    .bind(input.owner_id.flatten())
+    .bind(input.primary_contact_id.flatten())
     .bind(input.external_id.as_deref())
     .bind(now)
     .execute(&mut **tx)
@@ -207,19 +220,23 @@ async fn apply(tx: &mut Tx, id: Id, input: &DealInput, prefix: &str) -> Result<(
     if found.is_none() {
         return Err(CrmError::not_found("deal", id));
     }
-    // COALESCE keeps what was not given.
+    // COALESCE keeps what was not given; the owner and primary contact are
+    // set (possibly to NULL) only when given ($5, $7 say whether).
     sqlx::query(
         "UPDATE deals SET title = COALESCE($1, title), value_cents = COALESCE($2, value_cents), \
          currency = COALESCE($3, currency), status = COALESCE($4, status), \
-         owner_id = COALESCE($5, owner_id), primary_contact_id = COALESCE($6, primary_contact_id), \
-         external_id = COALESCE($7, external_id), updated_at = $8 WHERE id = $9",
+         owner_id = CASE WHEN $5 = 1 THEN $6 ELSE owner_id END, \
+         primary_contact_id = CASE WHEN $7 = 1 THEN $8 ELSE primary_contact_id END, \
+         external_id = COALESCE($9, external_id), updated_at = $10 WHERE id = $11",
     )
     .bind(input.title.as_deref().map(str::trim))
     .bind(input.value.map(cents))
     .bind(input.currency.as_deref().map(str::to_ascii_uppercase))
     .bind(input.status.map(Status::as_str))
-    .bind(input.owner_id)
-    .bind(input.primary_contact_id)
+    .bind(i64::from(input.owner_id.is_some()))
+    .bind(input.owner_id.flatten())
+    .bind(i64::from(input.primary_contact_id.is_some()))
+    .bind(input.primary_contact_id.flatten())
     .bind(input.external_id.as_deref())
     .bind(unix_now())
     .bind(id)

@@ -96,7 +96,7 @@ impl World {
             &DealInput {
                 title: Some("Deal".into()),
                 status: Some(status),
-                primary_contact_id: primary,
+                primary_contact_id: Some(primary),
                 contact_ids: Some(others.to_vec()),
                 ..DealInput::default()
             },
