@@ -16,11 +16,14 @@ use crate::error::{ApiError, IdPath, JsonBody, Params};
 
 /// Paging of a list.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct Paging {
     /// How many (1 to 500, default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
     /// How many to skip (default 0).
+    #[param(minimum = 0)]
     pub offset: Option<i64>,
 }
 

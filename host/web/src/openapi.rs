@@ -1,7 +1,9 @@
 //! The OpenAPI document, generated from the handlers' annotations.
 
 use axum::Json;
-use utoipa::OpenApi;
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::{Content, Ref, ResponseBuilder};
+use utoipa::{Modify, OpenApi};
 
 use crate::{accounts, auth, crm, error, plugins};
 
@@ -42,9 +44,55 @@ use crate::{accounts, auth, crm, error, plugins};
         accounts::disconnect,
         plugins::list,
     ),
-    components(schemas(error::ErrorBody))
+    components(schemas(error::ErrorBody)),
+    modifiers(&ErrorResponses)
 )]
 struct Api;
+
+/// Every operation may answer with the JSON error body: bad input (400,
+/// 415, 422), no or a wrong token (401), not allowed (403), not found or
+/// not visible (404), a clash (409), a peer that failed (502). Listed once
+/// here instead of on every handler.
+struct ErrorResponses;
+
+impl Modify for ErrorResponses {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        let error = |why: &str| {
+            ResponseBuilder::new()
+                .description(why)
+                .content(
+                    "application/json",
+                    Content::new(Some(Ref::from_schema_name("ErrorBody"))),
+                )
+                .build()
+        };
+        let statuses = [
+            ("400", "The request could not be read"),
+            ("401", "Sign in first"),
+            ("403", "Not allowed for this user"),
+            ("404", "No such object, or not visible to this user"),
+            ("409", "Clashes with a stored object"),
+            ("415", "The body is not JSON"),
+            ("422", "A field is invalid; `field` names it"),
+        ];
+        for item in api.paths.paths.values_mut() {
+            let operations: [&mut Option<Operation>; 4] = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.patch,
+                &mut item.delete,
+            ];
+            for op in operations.into_iter().flatten() {
+                for (status, why) in statuses {
+                    op.responses
+                        .responses
+                        .entry(status.to_string())
+                        .or_insert_with(|| error(why).into());
+                }
+            }
+        }
+    }
+}
 
 /// `GET /api/openapi.json`.
 pub async fn document() -> Json<utoipa::openapi::OpenApi> {
