@@ -504,3 +504,37 @@ both_backends!(
     api_end_to_end_with_visibility_and_sealed_secrets,
     api_end_to_end
 );
+
+/// schemathesis generates requests from `/api/openapi.json` (every
+/// operation, valid and invalid input, stateful sequences) and checks that
+/// none of them makes the server fail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fuzzing_the_openapi_document_finds_no_server_error() {
+    let site = Site::new(Kind::Sqlite).await;
+    let (_, token) = site.user("fuzz@corp.test", "admin", true);
+    let token = token.unwrap();
+    let server = site.serve();
+    let out = Command::new("st")
+        .args([
+            "run",
+            &format!("{}/api/openapi.json", server.base),
+            "-H",
+            &format!("Authorization: Bearer {token}"),
+            // Signing out would revoke the token the rest of the run uses.
+            "--exclude-path",
+            "/api/logout",
+            "--checks",
+            "not_a_server_error",
+            "--max-examples",
+            "25",
+        ])
+        .output()
+        .expect("schemathesis (`st`, installed by scripts/setup) runs");
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{report}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(report.contains("passed"), "{report}");
+}
