@@ -109,15 +109,7 @@ pub async fn ingest_page(
         .chain(&hash_keys)
         .map(String::as_str)
         .collect();
-    let mut known: HashMap<String, (Id, String)> = rows::select_in::<(String, i64, String)>(
-        tx,
-        "SELECT message_key, id, content_hash FROM messages WHERE message_key IN",
-        &keys,
-    )
-    .await?
-    .into_iter()
-    .map(|(key, id, hash)| (key, (id, hash)))
-    .collect();
+    let mut known = stored_by_key(tx, &keys).await?;
     let threads: Vec<&str> = matched
         .iter()
         .filter(|m| items[m.item].1.thread_root.is_none())
@@ -234,6 +226,22 @@ pub async fn ingest_page(
     Ok(outcomes)
 }
 
+/// The stored messages with these keys: key → (id, content hash).
+async fn stored_by_key(
+    tx: &mut Tx,
+    keys: &[&str],
+) -> Result<HashMap<String, (Id, String)>, CrmError> {
+    Ok(rows::select_in::<(String, i64, String)>(
+        tx,
+        "SELECT message_key, id, content_hash FROM messages WHERE message_key IN",
+        keys,
+    )
+    .await?
+    .into_iter()
+    .map(|(key, id, hash)| (key, (id, hash)))
+    .collect())
+}
+
 /// A message row this page creates.
 struct NewMessage {
     id: Id,
@@ -289,15 +297,7 @@ async fn settle_conflicts(
     now: i64,
 ) -> Result<Vec<(Id, Id)>, CrmError> {
     let keys: Vec<&str> = created.iter().map(|n| n.key.as_str()).collect();
-    let stored: HashMap<String, (Id, String)> = rows::select_in::<(String, i64, String)>(
-        tx,
-        "SELECT message_key, id, content_hash FROM messages WHERE message_key IN",
-        &keys,
-    )
-    .await?
-    .into_iter()
-    .map(|(key, id, hash)| (key, (id, hash)))
-    .collect();
+    let stored = stored_by_key(tx, &keys).await?;
     let mut remap = Vec::new();
     for n in created {
         let parsed = items[n.item].1;
