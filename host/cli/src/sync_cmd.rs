@@ -25,6 +25,10 @@ pub struct EngineArgs {
     /// Seconds between incremental syncs of an up-to-date account.
     #[arg(long, env = "MAILROOM_SYNC_INTERVAL", default_value_t = 300)]
     pub interval_seconds: u64,
+    /// Seconds before the first retry of an account whose sync failed for a
+    /// transient reason (doubling, with jitter, up to an hour).
+    #[arg(long, env = "MAILROOM_RETRY_SECONDS", default_value_t = 30)]
+    pub retry_seconds: u64,
     /// Accounts synced in parallel.
     #[arg(long, env = "MAILROOM_WORKERS", default_value_t = 2)]
     pub workers: usize,
@@ -43,6 +47,7 @@ impl EngineArgs {
             node: self.node.clone().unwrap_or(defaults.node.clone()),
             lease: Duration::from_secs(self.lease_seconds.max(1)),
             interval: Duration::from_secs(self.interval_seconds.max(1)),
+            backoff_base: Duration::from_secs(self.retry_seconds.max(1)),
             grant: OperatorGrant {
                 endpoints: None,
                 private_networks: self.grant_private.clone(),

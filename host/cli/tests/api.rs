@@ -8,43 +8,13 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{LOGIN_PASSWORD, Site};
+use common::{Api, LOGIN_PASSWORD, Site};
 use mailroom_test_support::both_backends;
 use mailroom_test_support::db::Kind;
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "Sup3r-Secret-Passw0rd-4711";
 const NEW_PASSWORD: &str = "tok-NEW-Secret-0815-xyz";
-
-struct Api {
-    http: reqwest::Client,
-    base: String,
-}
-
-impl Api {
-    async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        token: &str,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let mut req = self
-            .http
-            .request(method.parse().unwrap(), format!("{}{path}", self.base))
-            .bearer_auth(token);
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
-        let res = req.send().await.expect("request");
-        let status = res.status().as_u16();
-        let text = res.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    }
-}
 
 async fn api_end_to_end(kind: Kind) {
     let site = Site::new(kind).await;

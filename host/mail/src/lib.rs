@@ -4,15 +4,18 @@
 //! Sender, To, Cc, Bcc, Reply-To) with normalised addresses, the identity
 //! keys that deduplicate a message across accounts and folders (Message-ID,
 //! a content hash for missing or reused ids), the ids threading follows
-//! (In-Reply-To, References), and a text body. It is pure: no database, no
-//! contacts, no I/O; matching and storing are `mailroom-crm`'s.
+//! (In-Reply-To, References), and a text body. It also composes outgoing
+//! messages (`mail-builder`). It is pure: no database, no contacts, no I/O;
+//! matching and storing are `mailroom-crm`'s.
 
 mod address;
+mod compose;
 
 use mail_parser::{Address, HeaderValue, MessageParser};
 use sha2::{Digest, Sha256};
 
 pub use address::{address_hash, normalize_address};
+pub use compose::{Composed, Draft, compose};
 
 /// The most body text kept per message, in bytes.
 pub const BODY_LIMIT: usize = 256 * 1024;

@@ -89,9 +89,17 @@ impl Run {
         // An error-level span is recorded whenever any event is, so every line
         // logged during the run names the plugin, its version and the account.
         let span = tracing::error_span!("plugin", plugin = %d.name, version = %d.version, account = %input.id);
-        let policy = Arc::new(
-            AccountPolicy::new(&plugin.templates, grant, &input.settings).map_err(bad_config)?,
-        );
+        // A field the account leaves empty takes the default the plugin declares.
+        let mut settings = input.settings.clone();
+        for f in &d.fields {
+            if let Some(default) = &f.default_value
+                && settings.get(&f.name).is_none_or(|v| v.is_empty())
+            {
+                settings.insert(f.name.clone(), default.clone());
+            }
+        }
+        let policy =
+            Arc::new(AccountPolicy::new(&plugin.templates, grant, &settings).map_err(bad_config)?);
         let credentials = d
             .endpoints
             .iter()
@@ -155,8 +163,7 @@ impl Run {
         let account = Account {
             id: input.id.clone(),
             address: input.address.clone(),
-            settings: input
-                .settings
+            settings: settings
                 .iter()
                 .filter(|(k, _)| !secret_fields.contains(&k.as_str()))
                 .map(|(k, v)| (k.clone(), v.clone()))

@@ -124,6 +124,40 @@ impl From<CallError> for Stop {
     }
 }
 
+/// Why a plugin run for an account could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The account's sealed credentials could not be read.
+    #[error(transparent)]
+    Crm(#[from] CrmError),
+    /// The plugin could not be started for it.
+    #[error(transparent)]
+    Call(#[from] CallError),
+}
+
+/// Start a run of `plugin` for a stored account, with its settings and its
+/// secrets opened from the vault (for sync runs, and for sending).
+pub async fn start_run(
+    db: &Db,
+    vault: &Vault,
+    registry: &Registry,
+    grant: &OperatorGrant,
+    account: &Account,
+    plugin: &Plugin,
+) -> Result<Run, StartError> {
+    let mut secrets = Secrets::new();
+    for (name, value) in accounts::secrets(db, vault, account.id).await? {
+        secrets.insert(name, Secret::new(value));
+    }
+    let input = AccountInput {
+        id: account.id.to_string(),
+        address: account.address.clone(),
+        settings: account.settings.clone(),
+        secrets,
+    };
+    Ok(registry.runtime().start(plugin, &input, grant).await?)
+}
+
 /// How many `message-failed` errors one run absorbs before giving up.
 const MAX_MESSAGE_FAILURES_PER_RUN: usize = 1000;
 
@@ -311,21 +345,20 @@ impl Engine {
     }
 
     async fn start(&self, account: &Account, plugin: &Plugin) -> Result<Run, Stop> {
-        let mut secrets = Secrets::new();
-        for (name, value) in accounts::secrets(&self.db, &self.vault, account.id).await? {
-            secrets.insert(name, Secret::new(value));
-        }
-        let input = AccountInput {
-            id: account.id.to_string(),
-            address: account.address.clone(),
-            settings: account.settings.clone(),
-            secrets,
+        let mut run = match start_run(
+            &self.db,
+            &self.vault,
+            &self.registry,
+            &self.config.grant,
+            account,
+            plugin,
+        )
+        .await
+        {
+            Ok(run) => run,
+            Err(StartError::Crm(e)) => return Err(e.into()),
+            Err(StartError::Call(e)) => return Err(e.into()),
         };
-        let mut run = self
-            .registry
-            .runtime()
-            .start(plugin, &input, &self.config.grant)
-            .await?;
         run.open().await?;
         Ok(run)
     }

@@ -14,5 +14,5 @@ mod backoff;
 mod engine;
 mod state;
 
-pub use engine::{Engine, EngineConfig, SyncError};
+pub use engine::{Engine, EngineConfig, StartError, SyncError, start_run};
 pub use state::{Phase, SyncStatus, schedule_now, status};

@@ -8,9 +8,9 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use mailroom_crm::accounts::{self, Account, Change, Connect};
-use mailroom_runtime::{AccountInput, CallError, ProviderError, Secret, Secrets};
-use mailroom_sync::{SyncStatus, schedule_now, status};
-use serde::Serialize;
+use mailroom_runtime::{AccountInput, CallError, Outgoing, ProviderError, Secret, Secrets};
+use mailroom_sync::{StartError, SyncStatus, schedule_now, start_run, status};
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::AppState;
@@ -100,7 +100,12 @@ async fn verify(
         Ok(mut run) => run.verify().await,
         Err(e) => Err(e),
     };
-    outcome.map_err(|e| match e {
+    outcome.map_err(|e| call_error(provider, e))
+}
+
+/// A failed plugin call as the form or the caller should read it.
+fn call_error(provider: &str, e: CallError) -> ApiError {
+    match e {
         CallError::Provider(ProviderError::BadConfig(c)) => ApiError::invalid(format!("settings.{}", c.field), c.why),
         CallError::Provider(ProviderError::AuthFailed(why)) => ApiError::invalid(
             "secrets",
@@ -111,7 +116,7 @@ async fn verify(
             format!("server unreachable: {why} (check the server name; the server may need a VPN)"),
         ),
         other => ApiError::new(StatusCode::BAD_GATEWAY, format!("the `{provider}` plugin {other}")),
-    })
+    }
 }
 
 /// The caller's connected accounts.
@@ -190,4 +195,99 @@ pub async fn disconnect(
 ) -> Result<StatusCode, ApiError> {
     accounts::disconnect(&s.db, &s.vault, &user, id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A message to send from a connected account.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SendRequest {
+    /// Recipients (at least one).
+    pub to: Vec<String>,
+    /// Copy recipients.
+    #[serde(default)]
+    pub cc: Vec<String>,
+    /// Subject line.
+    pub subject: String,
+    /// Plain-text body.
+    pub text: String,
+}
+
+/// What was sent.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SentView {
+    /// The Message-ID the message went out with.
+    pub message_id: String,
+    /// The provider's id of the saved copy, where it told it.
+    pub provider_id: Option<String>,
+}
+
+fn addresses(field: &str, list: &[String]) -> Result<Vec<String>, ApiError> {
+    list.iter()
+        .enumerate()
+        .map(|(i, a)| {
+            mailroom_mail::normalize_address(a)
+                .ok_or_else(|| ApiError::invalid(format!("{field}[{i}]"), "is not an email address"))
+        })
+        .collect()
+}
+
+/// Send a message from one of the caller's accounts, through its plugin.
+/// The sent copy reaches the timelines with the account's next sync, which
+/// is scheduled at once.
+#[utoipa::path(post, path = "/api/accounts/{id}/send", params(("id" = i64, Path)), request_body = SendRequest, tag = "accounts",
+    responses((status = 202, body = SentView), (status = 422, body = crate::error::ErrorBody), (status = 502, body = crate::error::ErrorBody)))]
+pub async fn send(
+    State(s): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    IdPath(id): IdPath,
+    JsonBody(req): JsonBody<SendRequest>,
+) -> Result<(StatusCode, Json<SentView>), ApiError> {
+    let account = accounts::get_owned(&s.db, &s.vault, &user, id).await?;
+    let to = addresses("to", &req.to)?;
+    let cc = addresses("cc", &req.cc)?;
+    if to.is_empty() {
+        return Err(ApiError::invalid("to", "at least one recipient is required"));
+    }
+    if req.subject.contains(['\r', '\n']) {
+        return Err(ApiError::invalid("subject", "must be one line"));
+    }
+    let plugin = s.registry.get(&account.provider).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            format!("the `{}` plugin is not installed", account.provider),
+        )
+    })?;
+    let draft = mailroom_mail::Draft {
+        from_name: Some(user.name.clone()).filter(|n| !n.is_empty()),
+        from: account.address.clone(),
+        to: to.clone(),
+        cc: cc.clone(),
+        subject: req.subject,
+        text: req.text,
+    };
+    let unique = format!("{}.{}", mailroom_store::next_id(), account.id);
+    let composed = mailroom_mail::compose(&draft, mailroom_store::unix_now(), &unique);
+    let outgoing = Outgoing {
+        sender: account.address.clone(),
+        recipients: to.into_iter().chain(cc).collect(),
+        raw: composed.raw,
+    };
+    let mut run = start_run(&s.db, &s.vault, &s.registry, &s.grant, &account, &plugin)
+        .await
+        .map_err(|e| match e {
+            StartError::Crm(e) => ApiError::from(e),
+            StartError::Call(e) => call_error(&account.provider, e),
+        })?;
+    let provider_id = run
+        .send(&outgoing)
+        .await
+        .map_err(|e| call_error(&account.provider, e))?;
+    schedule_now(&s.db, account.id).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(SentView {
+            message_id: composed.message_id,
+            provider_id,
+        }),
+    ))
 }

@@ -85,6 +85,7 @@ pub fn router(state: AppState) -> Router {
                 .patch(accounts::change)
                 .delete(accounts::disconnect),
         )
+        .route("/api/accounts/{id}/send", post(accounts::send))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .with_state(state)
 }

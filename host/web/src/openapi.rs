@@ -42,6 +42,7 @@ use crate::{accounts, auth, crm, error, plugins};
         accounts::get,
         accounts::change,
         accounts::disconnect,
+        accounts::send,
         plugins::list,
     ),
     components(schemas(error::ErrorBody)),

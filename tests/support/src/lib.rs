@@ -18,6 +18,7 @@ use tokio_rustls::TlsAcceptor;
 
 pub mod db;
 pub mod dovecot;
+pub mod postfix;
 
 /// The path of a plugin component built by `scripts/build-plugins`.
 pub fn plugin(name: &str) -> PathBuf {

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use mailroom_test_support::db::{Kind, TestDb};
 use mailroom_test_support::plugin;
+use serde_json::Value;
 
 pub const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 pub const LOGIN_PASSWORD: &str = "login-pw-Secret-42";
@@ -92,11 +93,16 @@ impl Site {
     }
 
     pub fn serve(&self) -> Server {
+        self.serve_with(&[])
+    }
+
+    /// `mailroom serve` with extra environment (grants, intervals, CA).
+    pub fn serve_with(&self, env: &[(&str, &str)]) -> Server {
         let log = std::fs::File::create(self.log()).unwrap();
         let child = self
             .command(
                 &["serve", "--listen", "127.0.0.1:0", "--node", "api-test"],
-                &[],
+                env,
             )
             .stderr(Stdio::from(log))
             .stdout(Stdio::null())
@@ -135,5 +141,37 @@ impl Drop for Process {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+    }
+}
+
+/// The HTTP API of a running server.
+pub struct Api {
+    pub http: reqwest::Client,
+    pub base: String,
+}
+
+impl Api {
+    /// One call with a bearer token; the status and the JSON (or text) body.
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .http
+            .request(method.parse().unwrap(), format!("{}{path}", self.base))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let res = req.send().await.expect("request");
+        let status = res.status().as_u16();
+        let text = res.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 }

@@ -1,0 +1,337 @@
+//! The IMAP plugin end to end, against a real Dovecot (IMAPS, STARTTLS, LMTP,
+//! submission) and a real Postfix, through `mailroom serve` and its HTTP API.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::{Api, Server, Site};
+use mailroom_test_support::db::Kind;
+use mailroom_test_support::dovecot::Dovecot;
+use mailroom_test_support::plugin;
+use mailroom_test_support::postfix::Postfix;
+use serde_json::{Value, json};
+
+const ALICE: &str = "alice@corp.test";
+const PASSWORD: &str = "Imap-Passw0rd-Secret-9931";
+const DAY: i64 = 86_400;
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// A plain message.
+fn letter(id: &str, from: &str, to: &str, subject: &str, at: i64) -> Vec<u8> {
+    let date = httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(at as u64));
+    format!(
+        "Message-ID: <{id}@mailroom.test>\r\nFrom: {from}\r\nTo: {to}\r\nSubject: {subject}\r\n\
+         Date: {date}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nHello about {subject}.\r\n"
+    )
+    .into_bytes()
+}
+
+/// The running pieces of one test.
+struct Rig {
+    dovecot: Dovecot,
+    site: Site,
+    server: Server,
+    api: Api,
+    admin: String,
+}
+
+impl Rig {
+    async fn new(kind: Kind) -> Rig {
+        let dovecot = Dovecot::start();
+        dovecot.add_user(ALICE, PASSWORD);
+        let site = Site::new(kind).await;
+        let out = site.run(&["plugin", "install", plugin("imap").to_str().unwrap()], &[]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let (_, admin) = site.user(ALICE, "admin", true);
+        let ca = dovecot.ca.ca_file();
+        let server = site.serve_with(&[
+            ("MAILROOM_EXTRA_CA", ca.to_str().unwrap()),
+            ("MAILROOM_GRANT_PRIVATE", "127.0.0.0/8"),
+            ("MAILROOM_SYNC_INTERVAL", "2"),
+            ("MAILROOM_RETRY_SECONDS", "1"),
+        ]);
+        let api = Api {
+            http: reqwest::Client::new(),
+            base: server.base.clone(),
+        };
+        Rig {
+            dovecot,
+            site,
+            server,
+            api,
+            admin: admin.unwrap(),
+        }
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Value {
+        let (code, v) = self.api.call("POST", path, &self.admin, Some(body)).await;
+        assert!(code == 201 || code == 200, "{path}: {code} {v}");
+        v
+    }
+
+    async fn contact(&self, name: &str, email: &str) -> i64 {
+        self.post("/api/contacts", json!({"name": name, "emails": [email]}))
+            .await["id"]
+            .as_i64()
+            .unwrap()
+    }
+
+    /// The IMAPS account settings.
+    fn settings(&self) -> Value {
+        json!({
+            "imap_host": "localhost",
+            "imap_port": self.dovecot.imaps_port.to_string(),
+            "imap_security": "tls",
+            "smtp_host": "localhost",
+            "smtp_port": self.dovecot.submission_port.to_string(),
+            "smtp_security": "starttls",
+        })
+    }
+
+    async fn account(&self, id: i64) -> Value {
+        let (code, a) = self
+            .api
+            .call("GET", &format!("/api/accounts/{id}"), &self.admin, None)
+            .await;
+        assert_eq!(code, 200, "{a}");
+        a
+    }
+
+    /// Wait until the account's sync satisfies `done`; its last state.
+    async fn wait(&self, id: i64, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let a = self.account(id).await;
+            if done(&a["sync"]) {
+                return a;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "waiting for {what}: {a}\n{}",
+                std::fs::read_to_string(self.site.log()).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Wait for a completed sync that started after `after` (Unix seconds).
+    async fn synced_after(&self, id: i64, after: i64) -> Value {
+        self.wait(id, "a sync after now", |s| {
+            s["phase"] == "active" && s["last_sync_at"].as_i64().is_some_and(|t| t > after)
+        })
+        .await
+    }
+
+    /// The subjects on a contact's or deal's Emails tab.
+    async fn subjects(&self, record: &str) -> Vec<String> {
+        let (code, list) = self
+            .api
+            .call("GET", &format!("{record}/emails?limit=500"), &self.admin, None)
+            .await;
+        assert_eq!(code, 200, "{list}");
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["subject"].as_str().unwrap().to_string())
+            .collect()
+    }
+}
+
+/// One message of the seeded mailbox.
+struct Seeded {
+    subject: String,
+    counterpart: &'static str,
+    at: i64,
+}
+
+#[tokio::test]
+async fn imap_backfill_incremental_reauth_resync_and_send() {
+    let rig = Rig::new(Kind::Sqlite).await;
+    rig.dovecot.add_user("client@x.test", "client-pw");
+    let t0 = now();
+
+    // Contacts and deals: one on an open deal, one on a lost deal, one with
+    // none, and a contact holding the connected address itself.
+    let client = rig.contact("Client", "client@x.test").await;
+    let lost = rig.contact("Lost", "lost@x.test").await;
+    let other = rig.contact("Other", "other@x.test").await;
+    let own = rig.contact("Alice herself", ALICE).await;
+    let open_deal = rig
+        .post("/api/deals", json!({"title": "Open", "primary_contact_id": client}))
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let lost_deal = rig
+        .post(
+            "/api/deals",
+            json!({"title": "Lost", "status": "lost", "primary_contact_id": lost}),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+
+    // Fourteen months of mail in INBOX and Sent, to and from the contacts and
+    // a stranger; none within two days of the window's edge.
+    let people = ["client@x.test", "lost@x.test", "other@x.test", "stranger@nowhere.test"];
+    let mut seeded = Vec::new();
+    let (mut inbox, mut sent) = (Vec::new(), Vec::new());
+    for (n, days) in (3..425).step_by(4).filter(|d| !(362..=368).contains(d)).enumerate() {
+        let counterpart = people[n % people.len()];
+        let at = t0 - days * DAY;
+        let subject = format!("m{n} d{days}");
+        let id = format!("seed-{n}");
+        if n % 5 == 0 {
+            sent.push((letter(&id, ALICE, counterpart, &subject, at), at));
+        } else {
+            inbox.push((letter(&id, counterpart, ALICE, &subject, at), at));
+        }
+        seeded.push(Seeded {
+            subject,
+            counterpart,
+            at,
+        });
+    }
+    rig.dovecot.seed(ALICE, "INBOX", &inbox);
+    rig.dovecot.seed(ALICE, "Sent", &sent);
+    let expected = |who: &str| -> BTreeSet<String> {
+        seeded
+            .iter()
+            .filter(|m| m.counterpart == who && m.at > t0 - 365 * DAY)
+            .map(|m| m.subject.clone())
+            .collect()
+    };
+
+    // A wrong password is refused on the form, naming what to try.
+    let (code, err) = rig
+        .api
+        .call(
+            "POST",
+            "/api/accounts",
+            &rig.admin,
+            Some(json!({"provider": "imap", "address": ALICE, "settings": rig.settings(),
+                        "secrets": {"password": "wrong"}})),
+        )
+        .await;
+    assert_eq!(code, 422, "{err}");
+    assert!(err["error"].as_str().unwrap().contains("sign-in failed"), "{err}");
+
+    let account = rig
+        .post(
+            "/api/accounts",
+            json!({"provider": "imap", "address": ALICE, "settings": rig.settings(),
+                   "secrets": {"password": PASSWORD}}),
+        )
+        .await;
+    let id = account["id"].as_i64().unwrap();
+    let synced = rig.synced_after(id, 0).await;
+    let total: usize = ["client@x.test", "lost@x.test", "other@x.test", "stranger@nowhere.test"]
+        .iter()
+        .map(|p| expected(p).len())
+        .sum();
+    assert_eq!(synced["sync"]["progress_done"], total as i64, "{synced}");
+
+    // Exactly the last 365 days, by every rule: the contact's own mail, both
+    // directions, deals of any status; never the connected address.
+    let set = |v: Vec<String>| v.into_iter().collect::<BTreeSet<_>>();
+    assert_eq!(set(rig.subjects(&format!("/api/contacts/{client}")).await), expected("client@x.test"));
+    assert_eq!(set(rig.subjects(&format!("/api/contacts/{lost}")).await), expected("lost@x.test"));
+    assert_eq!(set(rig.subjects(&format!("/api/contacts/{other}")).await), expected("other@x.test"));
+    assert!(rig.subjects(&format!("/api/contacts/{own}")).await.is_empty());
+    assert_eq!(set(rig.subjects(&format!("/api/deals/{open_deal}")).await), expected("client@x.test"));
+    assert_eq!(set(rig.subjects(&format!("/api/deals/{lost_deal}")).await), expected("lost@x.test"));
+    let newest_first = rig.subjects(&format!("/api/contacts/{client}")).await;
+    let mut sorted = newest_first.clone();
+    sorted.sort_by_key(|s| s.split(" d").nth(1).and_then(|d| d.parse::<i64>().ok()));
+    assert_eq!(newest_first, sorted, "newest first");
+
+    // Mail arriving from outside, through Postfix and LMTP, shows up within a poll interval.
+    let postfix = Postfix::start(&rig.dovecot, "corp.test x.test");
+    let before = now();
+    postfix.deliver(
+        "client@x.test",
+        &[ALICE],
+        &letter("fresh-1", "client@x.test", ALICE, "fresh from outside", before),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !rig
+        .subjects(&format!("/api/contacts/{client}"))
+        .await
+        .contains(&"fresh from outside".to_string())
+    {
+        assert!(Instant::now() < deadline, "never arrived; postfix: {}", postfix.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // The password changes on the server: re-authorisation is asked for, with
+    // the reason; giving the new one resumes the sync.
+    rig.dovecot.set_password(ALICE, "Changed-Passw0rd-77");
+    let a = rig.wait(id, "reauth_required", |s| s["phase"] == "reauth_required").await;
+    assert!(a["sync"]["text"].as_str().unwrap().contains("refused the sign-in"), "{a}");
+    let (code, a) = rig
+        .api
+        .call(
+            "PATCH",
+            &format!("/api/accounts/{id}"),
+            &rig.admin,
+            Some(json!({"secrets": {"password": "Changed-Passw0rd-77"}})),
+        )
+        .await;
+    assert_eq!(code, 200, "{a}");
+    rig.synced_after(id, now()).await;
+
+    // The Sent folder is deleted and recreated with the same mail (a new
+    // UIDVALIDITY): the window is synced again, nothing doubles.
+    let counts_before = rig.subjects(&format!("/api/contacts/{other}")).await.len();
+    rig.dovecot.doveadm(&["mailbox", "delete", "-u", ALICE, "Sent"], b"");
+    rig.dovecot.doveadm(&["mailbox", "create", "-u", ALICE, "Sent"], b"");
+    rig.dovecot.seed(ALICE, "Sent", &sent);
+    let mark = now();
+    rig.synced_after(id, mark + 1).await;
+    assert_eq!(rig.subjects(&format!("/api/contacts/{other}")).await.len(), counts_before);
+    assert!(
+        std::fs::read_to_string(rig.site.log()).unwrap().contains("cursor expired"),
+        "the resync went through cursor expiry"
+    );
+
+    // Sending: through Dovecot's submission (STARTTLS, AUTH PLAIN) to Postfix,
+    // into the recipient's mailbox; the copy in Sent reaches the timelines.
+    let (code, sent) = rig
+        .api
+        .call(
+            "POST",
+            &format!("/api/accounts/{id}/send"),
+            &rig.admin,
+            Some(json!({"to": ["client@x.test"], "subject": "Our offer", "text": "Here it is."})),
+        )
+        .await;
+    assert_eq!(code, 202, "{sent}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let found = rig
+            .dovecot
+            .doveadm(&["search", "-u", "client@x.test", "mailbox", "INBOX", "subject", "Our offer"], b"");
+        if !found.trim().is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not delivered; postfix: {}", postfix.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !rig
+        .subjects(&format!("/api/deals/{open_deal}"))
+        .await
+        .contains(&"Our offer".to_string())
+    {
+        assert!(Instant::now() < deadline, "the sent mail never reached the deal");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    drop(rig.server);
+}
