@@ -335,3 +335,87 @@ async fn imap_backfill_incremental_reauth_resync_and_send() {
     }
     drop(rig.server);
 }
+
+#[tokio::test]
+async fn imap_starttls_xoauth2_outage_broken_message_and_moves_on_postgres() {
+    let rig = Rig::new(Kind::Postgres).await;
+    let t0 = now();
+    let client = rig.contact("Client", "client@x.test").await;
+    let count = 400;
+    let inbox: Vec<_> = (0..count)
+        .map(|n| {
+            let at = t0 - 3600 - n * (300 * DAY / count);
+            let raw = letter(&format!("bulk-{n}"), "client@x.test", ALICE, &format!("bulk {n}"), at);
+            (raw, at)
+        })
+        .collect();
+    rig.dovecot.seed(ALICE, "INBOX", &inbox);
+    rig.dovecot.maildir(ALICE, "Archive");
+    // One message the server cannot read: it answers NO for it.
+    let broken = std::fs::read_dir(rig.dovecot.maildir(ALICE, "INBOX").join("cur"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().contains(".M13P"))
+        .unwrap();
+    std::fs::set_permissions(&broken, std::os::unix::fs::PermissionsExt::from_mode(0o000)).unwrap();
+    rig.dovecot.add_token("tok-Oauth-Access-5531", ALICE);
+
+    // STARTTLS on the plain port, XOAUTH2 with a host-held token, small pages.
+    let settings = json!({
+        "imap_host": "localhost",
+        "imap_port": rig.dovecot.imap_port.to_string(),
+        "imap_security": "starttls",
+        "folders": "Archive",
+        "batch_size": "5",
+    });
+    let account = rig
+        .post(
+            "/api/accounts",
+            json!({"provider": "imap", "address": ALICE, "settings": settings,
+                   "secrets": {"oauth_token": "tok-Oauth-Access-5531"}}),
+        )
+        .await;
+    let id = account["id"].as_i64().unwrap();
+
+    // The server goes away mid-backfill: an error with a next retry; when it
+    // is back the sync completes with nothing lost or doubled.
+    rig.wait(id, "the backfill under way", |s| {
+        s["phase"] == "backfilling" && s["progress_done"].as_i64() > Some(0)
+    })
+    .await;
+    let mut rig = rig;
+    rig.dovecot.stop();
+    let failed = rig
+        .wait(id, "an error", |s| s["phase"] == "error" && s["next_run_at"].is_i64())
+        .await;
+    assert!(failed["sync"]["text"].as_str().unwrap().contains("next retry at"), "{failed}");
+    rig.dovecot.restart();
+    rig.synced_after(id, 0).await;
+    let got = rig.subjects(&format!("/api/contacts/{client}")).await;
+    let unique: BTreeSet<String> = got.iter().cloned().collect();
+    let expected: BTreeSet<String> = (0..count).filter(|n| *n != 13).map(|n| format!("bulk {n}")).collect();
+    assert_eq!(got.len(), unique.len(), "no message twice");
+    assert_eq!(unique, expected);
+    let (code, skipped) = rig
+        .api
+        .call("GET", &format!("/api/accounts/{id}/skipped"), &rig.admin, None)
+        .await;
+    assert_eq!(code, 200);
+    let skipped = skipped.as_array().unwrap();
+    assert_eq!(skipped.len(), 1, "{skipped:?}");
+    assert!(skipped[0]["reason"].as_str().unwrap().contains("would not return"), "{skipped:?}");
+
+    // A message moved to another synced folder stays on the timeline, once.
+    // (doveadm's search reads every message: make the broken one readable.)
+    std::fs::set_permissions(&broken, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    rig.dovecot.doveadm(
+        &["move", "-u", ALICE, "Archive", "mailbox", "INBOX", "header", "Message-ID", "<bulk-7@mailroom.test>"],
+        b"",
+    );
+    rig.synced_after(id, now()).await;
+    let got = rig.subjects(&format!("/api/contacts/{client}")).await;
+    assert_eq!(got.iter().filter(|s| *s == "bulk 7").count(), 1);
+    assert_eq!(got.len(), expected.len());
+    let a = rig.account(id).await;
+    assert_eq!(a["mail"]["stored"], expected.len() as i64, "{a}");
+}

@@ -451,7 +451,7 @@ impl Engine {
         Ok(())
     }
 
-    /// Parse and ingest a page's messages, and record its failures.
+    /// Parse and ingest a page's messages, forget its deletions, and record its failures.
     async fn write_page(
         &self,
         tx: &mut mailroom_store::Tx,
@@ -479,6 +479,10 @@ impl Engine {
             })
             .collect();
         messages::ingest_page(tx, ctx, index, &items).await?;
+        // After the page's new copies: a message moved between synced folders
+        // keeps its new copy when the old one is reported gone.
+        let gone: Vec<String> = page.deletions.iter().map(|d| d.id.clone()).collect();
+        messages::forget(tx, ctx.id, &gone).await?;
         for f in &page.failed {
             messages::record_failure(tx, ctx.id, &f.id, &f.why).await?;
         }

@@ -8,6 +8,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use mailroom_crm::accounts::{self, Account, Change, Connect};
+use mailroom_crm::messages::{self, Counts};
 use mailroom_runtime::{AccountInput, CallError, Outgoing, ProviderError, Secret, Secrets};
 use mailroom_sync::{StartError, SyncStatus, schedule_now, start_run, status};
 use serde::{Deserialize, Serialize};
@@ -25,11 +26,46 @@ pub struct AccountView {
     pub account: Account,
     /// Where its sync stands.
     pub sync: Option<SyncStatus>,
+    /// How much of its mail is held: copies stored, messages seen, messages skipped.
+    pub mail: Counts,
 }
 
 async fn view(state: &AppState, account: Account) -> Result<AccountView, ApiError> {
     let sync = status(&state.db, account.id).await?;
-    Ok(AccountView { account, sync })
+    let mail = messages::counts(&state.db, account.id).await?;
+    Ok(AccountView {
+        account,
+        sync,
+        mail,
+    })
+}
+
+/// A message the provider could not deliver, skipped with its reason.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Skipped {
+    /// The provider's id of the message.
+    pub provider_id: String,
+    /// Why it was skipped.
+    pub reason: String,
+}
+
+/// The messages of one of the caller's accounts that were skipped, with why.
+#[utoipa::path(get, path = "/api/accounts/{id}/skipped", params(("id" = i64, Path)), tag = "accounts", responses((status = 200, body = Vec<Skipped>)))]
+pub async fn skipped(
+    State(s): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    IdPath(id): IdPath,
+) -> Result<Json<Vec<Skipped>>, ApiError> {
+    let account = accounts::get_owned(&s.db, &s.vault, &user, id).await?;
+    let list = messages::failures(&s.db, account.id).await?;
+    Ok(Json(
+        list.into_iter()
+            .map(|(provider_id, reason)| Skipped {
+                provider_id,
+                reason,
+            })
+            .collect(),
+    ))
 }
 
 /// Check the settings against the plugin's form and sign in once.

@@ -86,6 +86,7 @@ pub fn router(state: AppState) -> Router {
                 .delete(accounts::disconnect),
         )
         .route("/api/accounts/{id}/send", post(accounts::send))
+        .route("/api/accounts/{id}/skipped", get(accounts::skipped))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .with_state(state)
 }

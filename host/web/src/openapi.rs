@@ -43,6 +43,7 @@ use crate::{accounts, auth, crm, error, plugins};
         accounts::change,
         accounts::disconnect,
         accounts::send,
+        accounts::skipped,
         plugins::list,
     ),
     components(schemas(error::ErrorBody)),

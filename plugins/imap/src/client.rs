@@ -70,10 +70,27 @@ pub struct Fetched {
 /// The result of one UID FETCH of bodies.
 pub struct FetchResult {
     pub messages: Vec<Fetched>,
-    /// The server's completion: NO when some messages could not be returned.
-    pub outcome: Outcome,
+    /// The server's completion (NO when some messages could not be
+    /// returned), or why it closed the connection instead (Dovecot says
+    /// `BYE` on a message it fails to read).
+    pub outcome: Result<Outcome, String>,
     /// Responses that could not be decoded.
     pub unreadable: usize,
+}
+
+impl FetchResult {
+    /// Whether some asked-for messages may be missing for a reason other than deletion.
+    pub fn incomplete(&self) -> bool {
+        self.unreadable > 0 || !self.outcome.as_ref().is_ok_and(Outcome::ok)
+    }
+
+    /// The server's words about it.
+    pub fn reason(&self) -> String {
+        match &self.outcome {
+            Ok(o) => o.line.clone(),
+            Err(why) => why.clone(),
+        }
+    }
 }
 
 /// A signed-in IMAP connection.
@@ -419,14 +436,15 @@ impl Client {
         Ok(uids)
     }
 
-    /// The size of each of these messages.
-    pub fn sizes(&mut self, uids: &[u32]) -> Result<BTreeMap<u32, u32>, WireError> {
+    /// The size of each of these messages, as far as the server tells
+    /// them; `true` with them when it closed the connection half-way.
+    pub fn sizes(&mut self, uids: &[u32]) -> Result<(BTreeMap<u32, u32>, bool), WireError> {
         let mut sizes = BTreeMap::new();
         if uids.is_empty() {
-            return Ok(sizes);
+            return Ok((sizes, false));
         }
         let tag = self.send_fetch(uids, false)?;
-        self.wire.finish(&tag, |r| {
+        let done = self.wire.finish(&tag, |r| {
             if let Reply::Data(Data::Fetch { items, .. }) = r {
                 let mut uid = None;
                 let mut size = None;
@@ -442,8 +460,12 @@ impl Client {
                 }
             }
             Ok(())
-        })?;
-        Ok(sizes)
+        });
+        match done {
+            Ok(_) => Ok((sizes, false)),
+            Err(WireError::Closed(_)) => Ok((sizes, true)),
+            Err(e) => Err(e),
+        }
     }
 
     /// Send `UID FETCH <uids> (UID FLAGS INTERNALDATE BODY.PEEK[])` (or just
@@ -475,7 +497,7 @@ impl Client {
     pub fn read_fetch(&mut self, tag: &str) -> Result<FetchResult, WireError> {
         let mut messages = Vec::new();
         let mut unreadable = 0;
-        let outcome = self.wire.finish(tag, |r| {
+        let outcome = match self.wire.finish(tag, |r| {
             match r {
                 Reply::Data(Data::Fetch { items, .. }) => {
                     if let Some(m) = fetched(items.into_iter()) {
@@ -486,7 +508,11 @@ impl Client {
                 _ => {}
             }
             Ok(())
-        })?;
+        }) {
+            Ok(outcome) => Ok(outcome),
+            Err(WireError::Closed(why)) => Err(why),
+            Err(e) => return Err(e),
+        };
         Ok(FetchResult {
             messages,
             outcome,

@@ -176,7 +176,12 @@ impl Syncer {
                 VecDeque::new()
             };
             let all: Vec<u32> = new.iter().chain(&old).copied().collect();
-            let sizes = self.client.sizes(&all).map_err(err)?;
+            let (sizes, closed) = self.client.sizes(&all).map_err(err)?;
+            if closed {
+                // A message the server fails to read (Dovecot says BYE): go
+                // on without the rest of the sizes; fetching finds the culprit.
+                self.client = Client::connect(&self.settings)?;
+            }
             if fresh {
                 cursor.total += all.len() as u64;
             } else if state.below <= 1 {
@@ -335,7 +340,10 @@ impl Syncer {
         let mut got = HashSet::new();
         if !tag.is_empty() {
             let result = self.client.read_fetch(tag).map_err(err)?;
-            let incomplete = !result.outcome.ok() || result.unreadable > 0;
+            let incomplete = result.incomplete();
+            if result.outcome.is_err() {
+                self.reconnect(&state)?;
+            }
             for m in result.messages {
                 got.insert(m.uid);
                 page.messages.push(message(&state, m));
@@ -345,17 +353,22 @@ impl Syncer {
                 for uid in wanted.iter().filter(|u| !got.contains(u)) {
                     let tag = self.client.send_fetch(&[*uid], true).map_err(err)?;
                     let single = self.client.read_fetch(&tag).map_err(err)?;
+                    let id = message_id(&state.name, state.validity, *uid);
+                    if single.outcome.is_err() {
+                        self.reconnect(&state)?;
+                    }
+                    let (incomplete, reason) = (single.incomplete(), single.reason());
                     if let Some(m) = single.messages.into_iter().next() {
                         page.messages.push(message(&state, m));
-                    } else if !single.outcome.ok() {
-                        page.failed.push(MessageFailure {
-                            id: message_id(&state.name, state.validity, *uid),
-                            why: format!("the server would not return it: {}", single.outcome.line),
-                        });
                     } else if single.unreadable > 0 {
                         page.failed.push(MessageFailure {
-                            id: message_id(&state.name, state.validity, *uid),
+                            id,
                             why: "the server's answer for it could not be read".into(),
+                        });
+                    } else if incomplete {
+                        page.failed.push(MessageFailure {
+                            id,
+                            why: format!("the server would not return it: {reason}"),
                         });
                     }
                     // Otherwise it was deleted in the meantime.
@@ -386,6 +399,15 @@ impl Syncer {
         plan.cursor.done += (batch.new.len() + batch.old.len() + batch.oversized.len()) as u64;
         plan.cursor.folders = plan.folders.iter().map(|p| p.state.clone()).collect();
         Ok(())
+    }
+
+    /// Sign in again after the server closed the connection, and reopen the folder.
+    fn reconnect(&mut self, state: &FolderState) -> Result<(), ProviderError> {
+        self.client = Client::connect(&self.settings)?;
+        match self.client.examine(&state.name, None).map_err(err)? {
+            Some(o) if o.uidvalidity == state.validity => Ok(()),
+            _ => Err(ProviderError::CursorExpired),
+        }
     }
 
     /// Fetch messages again by id.
@@ -446,11 +468,15 @@ impl Syncer {
             let tag = self.client.send_fetch(&uids, true).map_err(err)?;
             let result = self.client.read_fetch(&tag).map_err(err)?;
             let got: HashSet<u32> = result.messages.iter().map(|m| m.uid).collect();
+            let (reason, closed) = (result.reason(), result.outcome.is_err());
             page.messages
                 .extend(result.messages.into_iter().map(|m| message(&state, m)));
             let missing: Vec<u32> = uids.into_iter().filter(|u| !got.contains(u)).collect();
+            if closed {
+                self.client = Client::connect(&self.settings)?;
+            }
             page.failed.extend(gone(
-                &format!("no longer on the server ({})", result.outcome.line),
+                &format!("no longer on the server ({reason})"),
                 &missing,
             ));
         }

@@ -176,6 +176,7 @@ impl Dovecot {
         for sub in ["cur", "new", "tmp"] {
             std::fs::create_dir_all(dir.join(sub)).expect("maildir");
         }
+        chown_nobody(&self.dir.path().join("mail"));
         dir
     }
 

@@ -191,6 +191,49 @@ async fn drop_copy(
     Ok(())
 }
 
+/// Forget copies the provider reports gone from the mailbox (deleted, or
+/// moved out of the synced folders): the copy, its header-index entry, the
+/// account's links when it holds no other copy of the message, and the
+/// message itself when no account holds it any more. Ids not stored are
+/// ignored.
+pub async fn forget(tx: &mut Tx, account: Id, provider_ids: &[String]) -> Result<(), sqlx::Error> {
+    for provider_id in provider_ids {
+        sqlx::query("DELETE FROM header_index WHERE account_id = $1 AND provider_id = $2")
+            .bind(account)
+            .bind(provider_id)
+            .execute(&mut **tx)
+            .await?;
+        let message: Option<Id> = sqlx::query_scalar(
+            "SELECT message_id FROM message_sources WHERE account_id = $1 AND provider_id = $2",
+        )
+        .bind(account)
+        .bind(provider_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+        let Some(message) = message else { continue };
+        drop_copy(tx, account, provider_id, message).await?;
+        let still_held: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM message_sources WHERE account_id = $1 AND message_id = $2 LIMIT 1",
+        )
+        .bind(account)
+        .bind(message)
+        .fetch_optional(&mut **tx)
+        .await?;
+        if still_held.is_none() {
+            for table in ["message_contacts", "message_deals"] {
+                sqlx::query(&format!(
+                    "DELETE FROM {table} WHERE account_id = $1 AND message_id = $2"
+                ))
+                .bind(account)
+                .bind(message)
+                .execute(&mut **tx)
+                .await?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Delete the messages only this account holds (before the account goes).
 pub async fn purge_account(tx: &mut Tx, account: Id) -> Result<(), sqlx::Error> {
     sqlx::query(
