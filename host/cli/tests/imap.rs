@@ -419,3 +419,84 @@ async fn imap_starttls_xoauth2_outage_broken_message_and_moves_on_postgres() {
     let a = rig.account(id).await;
     assert_eq!(a["mail"]["stored"], expected.len() as i64, "{a}");
 }
+
+/// Known messages of the corpus: their sender, and their subject as Python's
+/// `email.header` decodes it.
+const CHARSET_SAMPLES: &[(&str, &str, &str)] = &[
+    (
+        "hard-ham-1/00039.b2b936a8501444b213f61f9ff193b480.txt",
+        "hito@opentext.com",
+        "日本語の件名（サブジェクト）\u{3000}スパムメールではありません！",
+    ),
+    (
+        "spam-1/00397.1a99f98a5b996f99f3661e9609782932.txt",
+        "market@chinaemail.net",
+        "50元获得一亿五千万EMAIL地址的机会",
+    ),
+    (
+        "easy-ham-1/02434.37126367f2a918fead5ff8ea834cc334.txt",
+        "billjac@earthlink.net",
+        "Re: RE: [zzzzteana] Sitting Bull über alles [Long]",
+    ),
+    (
+        "spam-1/00322.7d39d31fb7aad32c15dff84c14019b8c.txt",
+        "epost@360cn.com",
+        "Sunfrom lighting 您的满意是我们追求的目标",
+    ),
+];
+
+#[tokio::test]
+async fn the_spamassassin_corpus_syncs_without_loss() {
+    let rig = Rig::new(Kind::Sqlite).await;
+    let corpus = mailroom_test_support::corpus::messages();
+    assert_eq!(corpus.len(), 6046);
+    let t0 = now();
+    let spread = 300 * DAY / corpus.len() as i64;
+    let seeded: Vec<(Vec<u8>, i64)> = corpus
+        .iter()
+        .enumerate()
+        .map(|(i, (_, raw))| (raw.clone(), t0 - 3600 - i as i64 * spread))
+        .collect();
+    rig.dovecot.seed(ALICE, "INBOX", &seeded);
+    let mut contacts = Vec::new();
+    for (_, from, _) in CHARSET_SAMPLES {
+        contacts.push(rig.contact(from, from).await);
+    }
+    let account = rig
+        .post(
+            "/api/accounts",
+            json!({"provider": "imap", "address": ALICE, "settings": rig.settings(),
+                   "secrets": {"password": PASSWORD}}),
+        )
+        .await;
+    let id = account["id"].as_i64().unwrap();
+    let a = rig.synced_after(id, 0).await;
+
+    // Every message is accounted for: indexed, or skipped with its reason.
+    let (seen, failed) = (a["mail"]["seen"].as_i64().unwrap(), a["mail"]["failed"].as_i64().unwrap());
+    assert_eq!(seen + failed, corpus.len() as i64, "{a}");
+    let (_, skipped) = rig
+        .api
+        .call("GET", &format!("/api/accounts/{id}/skipped"), &rig.admin, None)
+        .await;
+    for s in skipped.as_array().unwrap() {
+        assert!(!s["reason"].as_str().unwrap().is_empty(), "{s}");
+    }
+    let log = std::fs::read_to_string(rig.site.log()).unwrap();
+    assert!(!log.contains("panicked"), "a panic in the log");
+
+    // Subjects and senders decoded from their charsets.
+    for ((file, from, subject), contact) in CHARSET_SAMPLES.iter().zip(&contacts) {
+        let (code, emails) = rig
+            .api
+            .call("GET", &format!("/api/contacts/{contact}/emails?limit=500"), &rig.admin, None)
+            .await;
+        assert_eq!(code, 200);
+        let found = emails
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["subject"] == *subject && e["from"] == *from);
+        assert!(found, "{file}: no `{subject}` from {from} in {emails}");
+    }
+}

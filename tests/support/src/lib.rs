@@ -16,6 +16,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
+pub mod corpus;
 pub mod db;
 pub mod dovecot;
 pub mod postfix;
