@@ -48,8 +48,15 @@ impl Rig {
         let dovecot = Dovecot::start();
         dovecot.add_user(ALICE, PASSWORD);
         let site = Site::new(kind).await;
-        let out = site.run(&["plugin", "install", plugin("imap").to_str().unwrap()], &[]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = site.run(
+            &["plugin", "install", plugin("imap").to_str().unwrap()],
+            &[],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let (_, admin) = site.user(ALICE, "admin", true);
         let ca = dovecot.ca.ca_file();
         let server = site.serve_with(&[
@@ -134,7 +141,12 @@ impl Rig {
     async fn subjects(&self, record: &str) -> Vec<String> {
         let (code, list) = self
             .api
-            .call("GET", &format!("{record}/emails?limit=500"), &self.admin, None)
+            .call(
+                "GET",
+                &format!("{record}/emails?limit=500"),
+                &self.admin,
+                None,
+            )
             .await;
         assert_eq!(code, 200, "{list}");
         list.as_array()
@@ -165,7 +177,10 @@ async fn imap_backfill_incremental_reauth_resync_and_send() {
     let other = rig.contact("Other", "other@x.test").await;
     let own = rig.contact("Alice herself", ALICE).await;
     let open_deal = rig
-        .post("/api/deals", json!({"title": "Open", "primary_contact_id": client}))
+        .post(
+            "/api/deals",
+            json!({"title": "Open", "primary_contact_id": client}),
+        )
         .await["id"]
         .as_i64()
         .unwrap();
@@ -180,10 +195,19 @@ async fn imap_backfill_incremental_reauth_resync_and_send() {
 
     // Fourteen months of mail in INBOX and Sent, to and from the contacts and
     // a stranger; none within two days of the window's edge.
-    let people = ["client@x.test", "lost@x.test", "other@x.test", "stranger@nowhere.test"];
+    let people = [
+        "client@x.test",
+        "lost@x.test",
+        "other@x.test",
+        "stranger@nowhere.test",
+    ];
     let mut seeded = Vec::new();
     let (mut inbox, mut sent) = (Vec::new(), Vec::new());
-    for (n, days) in (3..425).step_by(4).filter(|d| !(362..=368).contains(d)).enumerate() {
+    for (n, days) in (3..425)
+        .step_by(4)
+        .filter(|d| !(362..=368).contains(d))
+        .enumerate()
+    {
         let counterpart = people[n % people.len()];
         let at = t0 - days * DAY;
         let subject = format!("m{n} d{days}");
@@ -216,12 +240,44 @@ async fn imap_backfill_incremental_reauth_resync_and_send() {
             "POST",
             "/api/accounts",
             &rig.admin,
-            Some(json!({"provider": "imap", "address": ALICE, "settings": rig.settings(),
-                        "secrets": {"password": "wrong"}})),
+            Some(
+                json!({"provider": "imap", "address": ALICE, "settings": rig.settings(),
+                        "secrets": {"password": "wrong"}}),
+            ),
         )
         .await;
     assert_eq!(code, 422, "{err}");
-    assert!(err["error"].as_str().unwrap().contains("sign-in failed"), "{err}");
+    assert!(
+        err["error"].as_str().unwrap().contains("sign-in failed"),
+        "{err}"
+    );
+
+    // Plain IMAP: the host will not write the password into a connection that
+    // is not encrypted, since this operator did not allow it.
+    let mut plain = rig.settings();
+    plain["imap_port"] = json!(rig.dovecot.imap_port.to_string());
+    plain["imap_security"] = json!("plain");
+    let (code, err) = rig
+        .api
+        .call(
+            "POST",
+            "/api/accounts",
+            &rig.admin,
+            Some(
+                json!({"provider": "imap", "address": ALICE, "settings": plain,
+                        "secrets": {"password": PASSWORD}}),
+            ),
+        )
+        .await;
+    assert_eq!(
+        (code, err["field"].as_str()),
+        (422, Some("settings.imap_security")),
+        "{err}"
+    );
+    assert!(
+        err["error"].as_str().unwrap().contains("not encrypted"),
+        "{err}"
+    );
 
     let account = rig
         .post(
@@ -232,21 +288,45 @@ async fn imap_backfill_incremental_reauth_resync_and_send() {
         .await;
     let id = account["id"].as_i64().unwrap();
     let synced = rig.synced_after(id, 0).await;
-    let total: usize = ["client@x.test", "lost@x.test", "other@x.test", "stranger@nowhere.test"]
-        .iter()
-        .map(|p| expected(p).len())
-        .sum();
+    let total: usize = [
+        "client@x.test",
+        "lost@x.test",
+        "other@x.test",
+        "stranger@nowhere.test",
+    ]
+    .iter()
+    .map(|p| expected(p).len())
+    .sum();
     assert_eq!(synced["sync"]["progress_done"], total as i64, "{synced}");
 
     // Exactly the last 365 days, by every rule: the contact's own mail, both
     // directions, deals of any status; never the connected address.
     let set = |v: Vec<String>| v.into_iter().collect::<BTreeSet<_>>();
-    assert_eq!(set(rig.subjects(&format!("/api/contacts/{client}")).await), expected("client@x.test"));
-    assert_eq!(set(rig.subjects(&format!("/api/contacts/{lost}")).await), expected("lost@x.test"));
-    assert_eq!(set(rig.subjects(&format!("/api/contacts/{other}")).await), expected("other@x.test"));
-    assert!(rig.subjects(&format!("/api/contacts/{own}")).await.is_empty());
-    assert_eq!(set(rig.subjects(&format!("/api/deals/{open_deal}")).await), expected("client@x.test"));
-    assert_eq!(set(rig.subjects(&format!("/api/deals/{lost_deal}")).await), expected("lost@x.test"));
+    assert_eq!(
+        set(rig.subjects(&format!("/api/contacts/{client}")).await),
+        expected("client@x.test")
+    );
+    assert_eq!(
+        set(rig.subjects(&format!("/api/contacts/{lost}")).await),
+        expected("lost@x.test")
+    );
+    assert_eq!(
+        set(rig.subjects(&format!("/api/contacts/{other}")).await),
+        expected("other@x.test")
+    );
+    assert!(
+        rig.subjects(&format!("/api/contacts/{own}"))
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        set(rig.subjects(&format!("/api/deals/{open_deal}")).await),
+        expected("client@x.test")
+    );
+    assert_eq!(
+        set(rig.subjects(&format!("/api/deals/{lost_deal}")).await),
+        expected("lost@x.test")
+    );
     let newest_first = rig.subjects(&format!("/api/contacts/{client}")).await;
     let mut sorted = newest_first.clone();
     sorted.sort_by_key(|s| s.split(" d").nth(1).and_then(|d| d.parse::<i64>().ok()));
@@ -258,7 +338,13 @@ async fn imap_backfill_incremental_reauth_resync_and_send() {
     postfix.deliver(
         "client@x.test",
         &[ALICE],
-        &letter("fresh-1", "client@x.test", ALICE, "fresh from outside", before),
+        &letter(
+            "fresh-1",
+            "client@x.test",
+            ALICE,
+            "fresh from outside",
+            before,
+        ),
     );
     let deadline = Instant::now() + Duration::from_secs(30);
     while !rig
@@ -266,15 +352,27 @@ async fn imap_backfill_incremental_reauth_resync_and_send() {
         .await
         .contains(&"fresh from outside".to_string())
     {
-        assert!(Instant::now() < deadline, "never arrived; postfix: {}", postfix.log());
+        assert!(
+            Instant::now() < deadline,
+            "never arrived; postfix: {}",
+            postfix.log()
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
     // The password changes on the server: re-authorisation is asked for, with
     // the reason; giving the new one resumes the sync.
     rig.dovecot.set_password(ALICE, "Changed-Passw0rd-77");
-    let a = rig.wait(id, "reauth_required", |s| s["phase"] == "reauth_required").await;
-    assert!(a["sync"]["text"].as_str().unwrap().contains("refused the sign-in"), "{a}");
+    let a = rig
+        .wait(id, "reauth_required", |s| s["phase"] == "reauth_required")
+        .await;
+    assert!(
+        a["sync"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("refused the sign-in"),
+        "{a}"
+    );
     let (code, a) = rig
         .api
         .call(
@@ -290,14 +388,21 @@ async fn imap_backfill_incremental_reauth_resync_and_send() {
     // The Sent folder is deleted and recreated with the same mail (a new
     // UIDVALIDITY): the window is synced again, nothing doubles.
     let counts_before = rig.subjects(&format!("/api/contacts/{other}")).await.len();
-    rig.dovecot.doveadm(&["mailbox", "delete", "-u", ALICE, "Sent"], b"");
-    rig.dovecot.doveadm(&["mailbox", "create", "-u", ALICE, "Sent"], b"");
+    rig.dovecot
+        .doveadm(&["mailbox", "delete", "-u", ALICE, "Sent"], b"");
+    rig.dovecot
+        .doveadm(&["mailbox", "create", "-u", ALICE, "Sent"], b"");
     rig.dovecot.seed(ALICE, "Sent", &sent);
     let mark = now();
     rig.synced_after(id, mark + 1).await;
-    assert_eq!(rig.subjects(&format!("/api/contacts/{other}")).await.len(), counts_before);
+    assert_eq!(
+        rig.subjects(&format!("/api/contacts/{other}")).await.len(),
+        counts_before
+    );
     assert!(
-        std::fs::read_to_string(rig.site.log()).unwrap().contains("cursor expired"),
+        std::fs::read_to_string(rig.site.log())
+            .unwrap()
+            .contains("cursor expired"),
         "the resync went through cursor expiry"
     );
 
@@ -315,13 +420,26 @@ async fn imap_backfill_incremental_reauth_resync_and_send() {
     assert_eq!(code, 202, "{sent}");
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let found = rig
-            .dovecot
-            .doveadm(&["search", "-u", "client@x.test", "mailbox", "INBOX", "subject", "Our offer"], b"");
+        let found = rig.dovecot.doveadm(
+            &[
+                "search",
+                "-u",
+                "client@x.test",
+                "mailbox",
+                "INBOX",
+                "subject",
+                "Our offer",
+            ],
+            b"",
+        );
         if !found.trim().is_empty() {
             break;
         }
-        assert!(Instant::now() < deadline, "not delivered; postfix: {}", postfix.log());
+        assert!(
+            Instant::now() < deadline,
+            "not delivered; postfix: {}",
+            postfix.log()
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -330,7 +448,10 @@ async fn imap_backfill_incremental_reauth_resync_and_send() {
         .await
         .contains(&"Our offer".to_string())
     {
-        assert!(Instant::now() < deadline, "the sent mail never reached the deal");
+        assert!(
+            Instant::now() < deadline,
+            "the sent mail never reached the deal"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     drop(rig.server);
@@ -345,7 +466,13 @@ async fn imap_starttls_xoauth2_outage_broken_message_and_moves_on_postgres() {
     let inbox: Vec<_> = (0..count)
         .map(|n| {
             let at = t0 - 3600 - n * (300 * DAY / count);
-            let raw = letter(&format!("bulk-{n}"), "client@x.test", ALICE, &format!("bulk {n}"), at);
+            let raw = letter(
+                &format!("bulk-{n}"),
+                "client@x.test",
+                ALICE,
+                &format!("bulk {n}"),
+                at,
+            );
             (raw, at)
         })
         .collect();
@@ -368,6 +495,19 @@ async fn imap_starttls_xoauth2_outage_broken_message_and_moves_on_postgres() {
         "folders": "Archive",
         "batch_size": "5",
     });
+    let (code, err) = rig
+        .api
+        .call(
+            "POST",
+            "/api/accounts",
+            &rig.admin,
+            Some(
+                json!({"provider": "imap", "address": ALICE, "settings": settings,
+                        "secrets": {"oauth_token": "tok-revoked"}}),
+            ),
+        )
+        .await;
+    assert_eq!(code, 422, "an unknown token is refused: {err}");
     let account = rig
         .post(
             "/api/accounts",
@@ -386,30 +526,62 @@ async fn imap_starttls_xoauth2_outage_broken_message_and_moves_on_postgres() {
     let mut rig = rig;
     rig.dovecot.stop();
     let failed = rig
-        .wait(id, "an error", |s| s["phase"] == "error" && s["next_run_at"].is_i64())
+        .wait(id, "an error", |s| {
+            s["phase"] == "error" && s["next_run_at"].is_i64()
+        })
         .await;
-    assert!(failed["sync"]["text"].as_str().unwrap().contains("next retry at"), "{failed}");
+    assert!(
+        failed["sync"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("next retry at"),
+        "{failed}"
+    );
     rig.dovecot.restart();
     rig.synced_after(id, 0).await;
     let got = rig.subjects(&format!("/api/contacts/{client}")).await;
     let unique: BTreeSet<String> = got.iter().cloned().collect();
-    let expected: BTreeSet<String> = (0..count).filter(|n| *n != 13).map(|n| format!("bulk {n}")).collect();
+    let expected: BTreeSet<String> = (0..count)
+        .filter(|n| *n != 13)
+        .map(|n| format!("bulk {n}"))
+        .collect();
     assert_eq!(got.len(), unique.len(), "no message twice");
     assert_eq!(unique, expected);
     let (code, skipped) = rig
         .api
-        .call("GET", &format!("/api/accounts/{id}/skipped"), &rig.admin, None)
+        .call(
+            "GET",
+            &format!("/api/accounts/{id}/skipped"),
+            &rig.admin,
+            None,
+        )
         .await;
     assert_eq!(code, 200);
     let skipped = skipped.as_array().unwrap();
     assert_eq!(skipped.len(), 1, "{skipped:?}");
-    assert!(skipped[0]["reason"].as_str().unwrap().contains("would not return"), "{skipped:?}");
+    assert!(
+        skipped[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("would not return"),
+        "{skipped:?}"
+    );
 
     // A message moved to another synced folder stays on the timeline, once.
     // (doveadm's search reads every message: make the broken one readable.)
     std::fs::set_permissions(&broken, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
     rig.dovecot.doveadm(
-        &["move", "-u", ALICE, "Archive", "mailbox", "INBOX", "header", "Message-ID", "<bulk-7@mailroom.test>"],
+        &[
+            "move",
+            "-u",
+            ALICE,
+            "Archive",
+            "mailbox",
+            "INBOX",
+            "header",
+            "Message-ID",
+            "<bulk-7@mailroom.test>",
+        ],
         b"",
     );
     rig.synced_after(id, now()).await;
@@ -473,11 +645,19 @@ async fn the_spamassassin_corpus_syncs_without_loss() {
     let a = rig.synced_after(id, 0).await;
 
     // Every message is accounted for: indexed, or skipped with its reason.
-    let (seen, failed) = (a["mail"]["seen"].as_i64().unwrap(), a["mail"]["failed"].as_i64().unwrap());
+    let (seen, failed) = (
+        a["mail"]["seen"].as_i64().unwrap(),
+        a["mail"]["failed"].as_i64().unwrap(),
+    );
     assert_eq!(seen + failed, corpus.len() as i64, "{a}");
     let (_, skipped) = rig
         .api
-        .call("GET", &format!("/api/accounts/{id}/skipped"), &rig.admin, None)
+        .call(
+            "GET",
+            &format!("/api/accounts/{id}/skipped"),
+            &rig.admin,
+            None,
+        )
         .await;
     for s in skipped.as_array().unwrap() {
         assert!(!s["reason"].as_str().unwrap().is_empty(), "{s}");
@@ -489,7 +669,12 @@ async fn the_spamassassin_corpus_syncs_without_loss() {
     for ((file, from, subject), contact) in CHARSET_SAMPLES.iter().zip(&contacts) {
         let (code, emails) = rig
             .api
-            .call("GET", &format!("/api/contacts/{contact}/emails?limit=500"), &rig.admin, None)
+            .call(
+                "GET",
+                &format!("/api/contacts/{contact}/emails?limit=500"),
+                &rig.admin,
+                None,
+            )
             .await;
         assert_eq!(code, 200);
         let found = emails

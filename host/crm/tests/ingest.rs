@@ -286,3 +286,49 @@ async fn one_page(kind: Kind) {
     assert_eq!(f.thread_of(first).await, f.thread_of(stored(out[2])).await);
 }
 both_backends!(a_page_with_repeats_is_written_once, one_page);
+
+async fn deletions(kind: Kind) {
+    let f = Fixture::new(kind).await;
+    let a = f.user("a@corp.test").await;
+    contacts::create(
+        &f.db,
+        &ContactInput {
+            emails: Some(vec!["client@x.test".into()]),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let (_, ctx) = f.account(&a).await;
+    let raw = mail(
+        "Message-ID: <d1@x>\r\nFrom: client@x.test\r\nTo: a@corp.test\r\n",
+        "Moved around.",
+    );
+    let message = stored(f.ingest(&ctx, "INBOX:7:1", None, &raw).await);
+    stored(f.ingest(&ctx, "Archive:9:4", None, &raw).await);
+    let forget = |ids: &[&str]| {
+        let ids: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
+        let db = f.db.clone();
+        async move {
+            let mut tx = db.begin().await.unwrap();
+            messages::forget(&mut tx, ctx.id, &ids).await.unwrap();
+            tx.commit().await.unwrap();
+        }
+    };
+    // One copy gone (moved out of INBOX): the message and its link stay.
+    forget(&["INBOX:7:1", "never:1:1"]).await;
+    assert_eq!(f.count("SELECT COUNT(*) FROM message_sources").await, 1);
+    assert_eq!(f.count("SELECT COUNT(*) FROM message_contacts").await, 1);
+    assert_eq!(f.count("SELECT COUNT(*) FROM header_index").await, 1);
+    // The last copy gone: the message leaves with its links.
+    forget(&["Archive:9:4"]).await;
+    let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE id = $1")
+        .bind(message)
+        .fetch_one(f.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+    assert_eq!(f.count("SELECT COUNT(*) FROM message_contacts").await, 0);
+    assert_eq!(f.count("SELECT COUNT(*) FROM header_index").await, 0);
+}
+both_backends!(copies_reported_gone_are_forgotten, deletions);

@@ -31,7 +31,10 @@ pub struct Composed {
 /// Compose `draft`, sent at `sent_at` (Unix seconds), with a fresh
 /// Message-ID in the sender's domain made unique by `unique`.
 pub fn compose(draft: &Draft, sent_at: i64, unique: &str) -> Composed {
-    let domain = draft.from.rsplit_once('@').map_or("mailroom.invalid", |(_, d)| d);
+    let domain = draft
+        .from
+        .rsplit_once('@')
+        .map_or("mailroom.invalid", |(_, d)| d);
     let message_id = format!("{unique}.mailroom@{domain}");
     let from = match &draft.from_name {
         Some(name) => MessageBuilder::new().from((name.as_str(), draft.from.as_str())),

@@ -63,6 +63,9 @@ pub enum SyncError {
     /// The database failed.
     #[error("database: {0}")]
     Store(#[from] mailroom_store::sqlx::Error),
+    /// A task storing a page failed (panicked or was cancelled).
+    #[error("storing a page: {0}")]
+    Task(String),
     /// The CRM refused (e.g. sealed credentials do not open).
     #[error(transparent)]
     Crm(#[from] CrmError),
@@ -396,8 +399,25 @@ impl Engine {
         };
         let mut expired_once = false;
         let mut message_failures = 0;
+        // Storing a page overlaps with fetching the next one: the plugin gets
+        // the cursor at once, and pages are still committed one at a time, in
+        // order, so a crash resumes from the last committed one.
+        let mut storing: Option<tokio::task::JoinHandle<Result<(), Stop>>> = None;
         loop {
-            let page = match run.sync(position.cursor.as_deref(), &window).await {
+            let result = run.sync(position.cursor.as_deref(), &window).await;
+            // Parsing starts at once, beside the previous page's writes and the next fetch.
+            let result = result.map(|page| {
+                let (cursor, more) = (page.cursor.clone(), page.more);
+                (
+                    cursor,
+                    more,
+                    tokio::task::spawn_blocking(move || parse_page(page)),
+                )
+            });
+            if let Some(task) = storing.take() {
+                stored(task).await?;
+            }
+            let (cursor, more, parsing) = match result {
                 Ok(page) => page,
                 Err(CallError::Provider(ProviderError::CursorExpired)) if !expired_once => {
                     // Start the window again; stored copies are recognised, so nothing doubles.
@@ -421,70 +441,30 @@ impl Engine {
                 }
                 Err(e) => return Err(e.into()),
             };
-            let backfilled = position.backfilled || !page.more;
-            let progress = Progress {
-                cursor: Some(&page.cursor),
+            let backfilled = position.backfilled || !more;
+            position.cursor = Some(cursor);
+            position.backfilled = backfilled;
+            let store = Store {
+                db: self.db.clone(),
+                ctx: ctx.clone(),
+                index: index.clone(),
+                node: node.clone(),
+                ttl,
                 window_since: window.since,
                 backfilled,
-                done: page.progress.as_ref().map_or(0, |p| p.done as i64),
-                total: page
-                    .progress
-                    .as_ref()
-                    .and_then(|p| p.total)
-                    .map(|t| t as i64),
             };
-            let mut tx = self.db.begin().await?;
-            self.write_page(&mut tx, &ctx, &index, &page).await?;
-            if !state::advance(&mut tx, account.id, node, ttl, &progress).await? {
-                return Err(Stop::LeaseLost);
-            }
-            tx.commit().await?;
-            position.cursor = Some(page.cursor.clone());
-            position.backfilled = backfilled;
-            if !page.more {
+            storing = Some(tokio::spawn(
+                store.page(parsing).instrument(tracing::Span::current()),
+            ));
+            if !more {
                 break;
             }
         }
+        if let Some(task) = storing.take() {
+            stored(task).await?;
+        }
         if let Err(e) = run.close().await {
             tracing::debug!(error = %e, "closing the session");
-        }
-        Ok(())
-    }
-
-    /// Parse and ingest a page's messages, forget its deletions, and record its failures.
-    async fn write_page(
-        &self,
-        tx: &mut mailroom_store::Tx,
-        ctx: &AccountContext,
-        index: &ContactIndex,
-        page: &Page,
-    ) -> Result<(), Stop> {
-        let mut parsed = Vec::with_capacity(page.messages.len());
-        for m in &page.messages {
-            match mailroom_mail::parse(&m.raw) {
-                Ok(p) => parsed.push((m, p)),
-                Err(e) => messages::record_failure(tx, ctx.id, &m.id, &e.to_string()).await?,
-            }
-        }
-        let items: Vec<(Copy<'_>, &mailroom_mail::Parsed)> = parsed
-            .iter()
-            .map(|(m, p)| {
-                let copy = Copy {
-                    provider_id: &m.id,
-                    folder: &m.folder,
-                    provider_thread: m.thread_id.as_deref(),
-                    received_at: m.received_at,
-                };
-                (copy, p)
-            })
-            .collect();
-        messages::ingest_page(tx, ctx, index, &items).await?;
-        // After the page's new copies: a message moved between synced folders
-        // keeps its new copy when the old one is reported gone.
-        let gone: Vec<String> = page.deletions.iter().map(|d| d.id.clone()).collect();
-        messages::forget(tx, ctx.id, &gone).await?;
-        for f in &page.failed {
-            messages::record_failure(tx, ctx.id, &f.id, &f.why).await?;
         }
         Ok(())
     }
@@ -508,8 +488,9 @@ impl Engine {
         }
         for batch in wanted.chunks(self.config.fetch_batch.max(1)) {
             let page = run.fetch(batch).await?;
+            let parsed = parse_page(page);
             let mut tx = self.db.begin().await?;
-            self.write_page(&mut tx, ctx, index, &page).await?;
+            write_page(&mut tx, ctx, index, &parsed).await?;
             if !state::renew(&mut tx, ctx.id, &self.config.node, self.lease_secs()).await? {
                 return Err(Stop::LeaseLost);
             }
@@ -517,4 +498,101 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+/// What storing one page needs, owned, so that it can run beside the next fetch.
+struct Store {
+    db: Db,
+    ctx: AccountContext,
+    index: Arc<ContactIndex>,
+    node: String,
+    ttl: i64,
+    window_since: i64,
+    backfilled: bool,
+}
+
+impl Store {
+    /// Store a page and the position after it in one transaction that also
+    /// renews the lease (refused if the lease was lost).
+    async fn page(self, parsing: tokio::task::JoinHandle<Parsed>) -> Result<(), Stop> {
+        let parsed = parsing
+            .await
+            .map_err(|e| Stop::Host(SyncError::Task(e.to_string())))?;
+        let page = &parsed.page;
+        let progress = Progress {
+            cursor: Some(&page.cursor),
+            window_since: self.window_since,
+            backfilled: self.backfilled,
+            done: page.progress.as_ref().map_or(0, |p| p.done as i64),
+            total: page
+                .progress
+                .as_ref()
+                .and_then(|p| p.total)
+                .map(|t| t as i64),
+        };
+        let mut tx = self.db.begin().await?;
+        write_page(&mut tx, &self.ctx, &self.index, &parsed).await?;
+        if !state::advance(&mut tx, self.ctx.id, &self.node, self.ttl, &progress).await? {
+            return Err(Stop::LeaseLost);
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// Wait for a page being stored.
+async fn stored(task: tokio::task::JoinHandle<Result<(), Stop>>) -> Result<(), Stop> {
+    task.await
+        .map_err(|e| Stop::Host(SyncError::Task(e.to_string())))?
+}
+
+/// A page with its messages parsed (each, or why it does not parse).
+struct Parsed {
+    page: Page,
+    parsed: Vec<Result<mailroom_mail::Parsed, String>>,
+}
+
+/// Parse a page's messages (CPU work, run off the async workers).
+fn parse_page(page: Page) -> Parsed {
+    let parsed = page
+        .messages
+        .iter()
+        .map(|m| mailroom_mail::parse(&m.raw).map_err(|e| e.to_string()))
+        .collect();
+    Parsed { page, parsed }
+}
+
+/// Ingest a parsed page's messages, forget its deletions, and record its failures.
+async fn write_page(
+    tx: &mut mailroom_store::Tx,
+    ctx: &AccountContext,
+    index: &ContactIndex,
+    parsed: &Parsed,
+) -> Result<(), Stop> {
+    let page = &parsed.page;
+    let mut items: Vec<(Copy<'_>, &mailroom_mail::Parsed)> =
+        Vec::with_capacity(page.messages.len());
+    for (m, p) in page.messages.iter().zip(&parsed.parsed) {
+        match p {
+            Ok(p) => items.push((
+                Copy {
+                    provider_id: &m.id,
+                    folder: &m.folder,
+                    provider_thread: m.thread_id.as_deref(),
+                    received_at: m.received_at,
+                },
+                p,
+            )),
+            Err(why) => messages::record_failure(tx, ctx.id, &m.id, why).await?,
+        }
+    }
+    messages::ingest_page(tx, ctx, index, &items).await?;
+    // After the page's new copies: a message moved between synced folders
+    // keeps its new copy when the old one is reported gone.
+    let gone: Vec<String> = page.deletions.iter().map(|d| d.id.clone()).collect();
+    messages::forget(tx, ctx.id, &gone).await?;
+    for f in &page.failed {
+        messages::record_failure(tx, ctx.id, &f.id, &f.why).await?;
+    }
+    Ok(())
 }

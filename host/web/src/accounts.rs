@@ -142,16 +142,23 @@ async fn verify(
 /// A failed plugin call as the form or the caller should read it.
 fn call_error(provider: &str, e: CallError) -> ApiError {
     match e {
-        CallError::Provider(ProviderError::BadConfig(c)) => ApiError::invalid(format!("settings.{}", c.field), c.why),
+        CallError::Provider(ProviderError::BadConfig(c)) => {
+            ApiError::invalid(format!("settings.{}", c.field), c.why)
+        }
         CallError::Provider(ProviderError::AuthFailed(why)) => ApiError::invalid(
             "secrets",
-            format!("sign-in failed: {why} (check the password; where two-factor sign-in is on, use an app password)"),
+            format!(
+                "sign-in failed: {why} (check the password; where two-factor sign-in is on, use an app password)"
+            ),
         ),
         CallError::Provider(ProviderError::Unreachable(why)) => ApiError::new(
             StatusCode::BAD_GATEWAY,
             format!("server unreachable: {why} (check the server name; the server may need a VPN)"),
         ),
-        other => ApiError::new(StatusCode::BAD_GATEWAY, format!("the `{provider}` plugin {other}")),
+        other => ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            format!("the `{provider}` plugin {other}"),
+        ),
     }
 }
 
@@ -261,8 +268,9 @@ fn addresses(field: &str, list: &[String]) -> Result<Vec<String>, ApiError> {
     list.iter()
         .enumerate()
         .map(|(i, a)| {
-            mailroom_mail::normalize_address(a)
-                .ok_or_else(|| ApiError::invalid(format!("{field}[{i}]"), "is not an email address"))
+            mailroom_mail::normalize_address(a).ok_or_else(|| {
+                ApiError::invalid(format!("{field}[{i}]"), "is not an email address")
+            })
         })
         .collect()
 }
@@ -282,7 +290,10 @@ pub async fn send(
     let to = addresses("to", &req.to)?;
     let cc = addresses("cc", &req.cc)?;
     if to.is_empty() {
-        return Err(ApiError::invalid("to", "at least one recipient is required"));
+        return Err(ApiError::invalid(
+            "to",
+            "at least one recipient is required",
+        ));
     }
     if req.subject.contains(['\r', '\n']) {
         return Err(ApiError::invalid("subject", "must be one line"));

@@ -8,21 +8,23 @@ use std::collections::BTreeMap;
 use std::num::{NonZeroU32, NonZeroU64};
 use std::str::FromStr;
 
+use imap_codec::CommandCodec;
+use imap_codec::encode::{Encoder, Fragment};
 use imap_codec::imap_types::command::{CommandBody, SelectParameter};
 use imap_codec::imap_types::core::{Literal, Vec1};
+use imap_codec::imap_types::datetime::NaiveDate;
 use imap_codec::imap_types::extensions::binary::LiteralOrLiteral8;
 use imap_codec::imap_types::extensions::enable::CapabilityEnable;
-use imap_codec::imap_types::datetime::NaiveDate;
-use imap_codec::imap_types::fetch::{MacroOrMessageDataItemNames, MessageDataItem, MessageDataItemName};
+use imap_codec::imap_types::fetch::{
+    MacroOrMessageDataItemNames, MessageDataItem, MessageDataItemName,
+};
 use imap_codec::imap_types::flag::{Flag, FlagFetch};
 use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox};
 use imap_codec::imap_types::response::{Code, Data, StatusKind};
 use imap_codec::imap_types::search::SearchKey;
 use imap_codec::imap_types::sequence::SequenceSet;
-use imap_codec::CommandCodec;
-use imap_codec::encode::{Encoder, Fragment};
 
-use crate::bindings::mailroom::provider::net::SecretEncoding;
+use crate::bindings::mailroom::provider::net::{NetError, SecretEncoding};
 use crate::bindings::mailroom::provider::types::ProviderError;
 use crate::net::{Link, NetFailure};
 use crate::settings::{Login, OAUTH_TOKEN, PASSWORD, Settings, Transport, bad_config};
@@ -39,7 +41,6 @@ pub fn provider_error(e: WireError) -> ProviderError {
 
 /// A network failure as the contract's error.
 pub fn net_error(n: NetFailure) -> ProviderError {
-    use crate::bindings::mailroom::provider::net::NetError;
     match &n.error {
         NetError::Denied(_) => ProviderError::Other(n.to_string()),
         NetError::UnknownSecret(name) => bad_config(name, "is required"),
@@ -129,7 +130,8 @@ pub fn uid_set(uids: &[u32]) -> String {
 }
 
 fn sequence(set: &str) -> Result<SequenceSet, WireError> {
-    SequenceSet::from_str(set).map_err(|e| WireError::Protocol(format!("sequence set `{set}`: {e}")))
+    SequenceSet::from_str(set)
+        .map_err(|e| WireError::Protocol(format!("sequence set `{set}`: {e}")))
 }
 
 fn mailbox(name: &str) -> Result<Mailbox<'static>, WireError> {
@@ -179,9 +181,15 @@ impl Client {
                     "the server does not offer STARTTLS on this port; use `tls` (usually port 993)",
                 ));
             }
-            let (outcome, _) = client.wire.run(CommandBody::StartTLS).map_err(provider_error)?;
+            let (outcome, _) = client
+                .wire
+                .run(CommandBody::StartTLS)
+                .map_err(provider_error)?;
             if !outcome.ok() {
-                return Err(ProviderError::Unreachable(format!("STARTTLS refused: {}", outcome.line)));
+                return Err(ProviderError::Unreachable(format!(
+                    "STARTTLS refused: {}",
+                    outcome.line
+                )));
             }
             client.wire.link().start_tls().map_err(net_error)?;
             client.refresh_capabilities().map_err(provider_error)?;
@@ -244,7 +252,11 @@ impl Client {
                         "the server does not offer XOAUTH2 sign-in; use a password",
                     ));
                 }
-                self.authenticate("XOAUTH2", OAUTH_TOKEN, SecretEncoding::Xoauth2(user.clone()))
+                self.authenticate(
+                    "XOAUTH2",
+                    OAUTH_TOKEN,
+                    SecretEncoding::Xoauth2(user.clone()),
+                )
             }
             Login::Password if self.has("AUTH=PLAIN") => {
                 self.authenticate("PLAIN", PASSWORD, SecretEncoding::SaslPlain(user.clone()))
@@ -257,13 +269,18 @@ impl Client {
             }
             Login::Password => self.login(user),
         }
-        .map_err(provider_error)?;
+        .map_err(|e| match e {
+            // The host refuses to write a secret into an unencrypted connection.
+            WireError::Net(n) if matches!(n.error, NetError::Denied(_)) => {
+                bad_config("imap_security", format!("{n}; use `tls` or `starttls`"))
+            }
+            e => provider_error(e),
+        })?;
         match outcome.kind {
             StatusKind::Ok => Ok(()),
-            _ if outcome.line.contains("[UNAVAILABLE]") => Err(ProviderError::Unreachable(format!(
-                "the IMAP server cannot sign in now: {}",
-                outcome.line
-            ))),
+            _ if outcome.line.contains("[UNAVAILABLE]") => Err(ProviderError::Unreachable(
+                format!("the IMAP server cannot sign in now: {}", outcome.line),
+            )),
             _ => Err(ProviderError::AuthFailed(format!(
                 "the IMAP server refused the sign-in for `{user}` ({})",
                 outcome.line
@@ -286,7 +303,9 @@ impl Client {
             match self.wire.next()? {
                 Reply::Continue if !answered => {
                     answered = true;
-                    self.wire.link().write_secret(b"", secret, &encoding, b"\r\n")?;
+                    self.wire
+                        .link()
+                        .write_secret(b"", secret, &encoding, b"\r\n")?;
                 }
                 // A challenge after the answer carries the failure's details
                 // (XOAUTH2); an empty line ends the exchange.
@@ -306,9 +325,12 @@ impl Client {
     fn login(&mut self, user: &str) -> Result<Outcome, WireError> {
         let tag = self.wire.tag();
         let before = format!("{tag} LOGIN {} ", quoted(user));
-        self.wire
-            .link()
-            .write_secret(before.as_bytes(), PASSWORD, &SecretEncoding::ImapQuoted, b"\r\n")?;
+        self.wire.link().write_secret(
+            before.as_bytes(),
+            PASSWORD,
+            &SecretEncoding::ImapQuoted,
+            b"\r\n",
+        )?;
         self.wire.finish(&tag, |_| Ok(()))
     }
 
@@ -322,7 +344,9 @@ impl Client {
         let (_, replies) = self.wire.run(list).map_err(provider_error)?;
         Ok(replies.into_iter().find_map(|r| match r {
             Reply::Data(Data::List { items, mailbox, .. })
-                if items.iter().any(|a| a.to_string().eq_ignore_ascii_case("\\Sent")) =>
+                if items
+                    .iter()
+                    .any(|a| a.to_string().eq_ignore_ascii_case("\\Sent")) =>
             {
                 Some(mailbox_name(&mailbox))
             }
@@ -387,7 +411,9 @@ impl Client {
         for r in &replies {
             if let Reply::Data(Data::Vanished { known_uids, .. }) = r {
                 let largest = NonZeroU32::new(opened.uidnext.max(2) - 1).unwrap_or(NonZeroU32::MIN);
-                opened.vanished.extend(known_uids.iter(largest).map(|u| u.get()));
+                opened
+                    .vanished
+                    .extend(known_uids.iter(largest).map(|u| u.get()));
             }
         }
         self.opened = Some(opened.clone());
@@ -420,7 +446,10 @@ impl Client {
             uid: true,
         })?;
         if !outcome.ok() {
-            return Err(WireError::Protocol(format!("UID SEARCH failed: {}", outcome.line)));
+            return Err(WireError::Protocol(format!(
+                "UID SEARCH failed: {}",
+                outcome.line
+            )));
         }
         let mut uids: Vec<u32> = replies
             .into_iter()
@@ -536,15 +565,16 @@ impl Client {
             },
         )
         .map_err(|e| WireError::Protocol(e.to_string()))?;
-        let mut fragments = CommandCodec::default().encode(&command).into_iter();
-        while let Some(fragment) = fragments.next() {
+        for fragment in CommandCodec::default().encode(&command) {
             match fragment {
                 Fragment::Line { data } => self.wire.write(&data)?,
                 Fragment::Literal { data, .. } => {
                     // A synchronising literal: wait for the server's go-ahead.
                     match self.wire.next()? {
                         Reply::Continue => self.wire.write(&data)?,
-                        Reply::Done { kind, body, line, .. } => {
+                        Reply::Done {
+                            kind, body, line, ..
+                        } => {
                             return Ok(Outcome { kind, body, line });
                         }
                         _ => {}

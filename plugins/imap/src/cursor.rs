@@ -27,11 +27,15 @@ pub struct Cursor {
 }
 
 fn escape(name: &str) -> String {
-    name.replace('%', "%25").replace('|', "%7C").replace(';', "%3B")
+    name.replace('%', "%25")
+        .replace('|', "%7C")
+        .replace(';', "%3B")
 }
 
 fn unescape(name: &str) -> String {
-    name.replace("%3B", ";").replace("%7C", "|").replace("%25", "%")
+    name.replace("%3B", ";")
+        .replace("%7C", "|")
+        .replace("%25", "%")
 }
 
 impl Cursor {
@@ -111,8 +115,20 @@ mod tests {
             done: 3,
             total: 9,
             folders: vec![
-                FolderState { name: "INBOX".into(), validity: 7, top: 40, below: 12, modseq: 99 },
-                FolderState { name: "a|b;c%d".into(), validity: 1, top: 0, below: 0, modseq: 0 },
+                FolderState {
+                    name: "INBOX".into(),
+                    validity: 7,
+                    top: 40,
+                    below: 12,
+                    modseq: 99,
+                },
+                FolderState {
+                    name: "a|b;c%d".into(),
+                    validity: 1,
+                    top: 0,
+                    below: 0,
+                    modseq: 0,
+                },
             ],
         };
         assert_eq!(Cursor::decode(&c.encode()), Some(c));

@@ -81,8 +81,20 @@ fn secret(name: &str, label: &str, help: &str) -> Field {
 /// The account form.
 pub fn fields() -> Vec<Field> {
     vec![
-        field("imap_host", "IMAP server", "For example imap.example.com.", true, None),
-        field("imap_port", "IMAP port", "993 for IMAPS, 143 for STARTTLS.", false, Some("993")),
+        field(
+            "imap_host",
+            "IMAP server",
+            "For example imap.example.com.",
+            true,
+            None,
+        ),
+        field(
+            "imap_port",
+            "IMAP port",
+            "993 for IMAPS, 143 for STARTTLS.",
+            false,
+            Some("993"),
+        ),
         field(
             "imap_security",
             "IMAP security",
@@ -114,8 +126,20 @@ pub fn fields() -> Vec<Field> {
             false,
             None,
         ),
-        field("smtp_host", "SMTP server", "For sending, for example smtp.example.com.", false, None),
-        field("smtp_port", "SMTP port", "587 for STARTTLS, 465 for TLS.", false, Some("587")),
+        field(
+            "smtp_host",
+            "SMTP server",
+            "For sending, for example smtp.example.com.",
+            false,
+            None,
+        ),
+        field(
+            "smtp_port",
+            "SMTP port",
+            "587 for STARTTLS, 465 for TLS.",
+            false,
+            Some("587"),
+        ),
         field(
             "smtp_security",
             "SMTP security",
@@ -130,7 +154,13 @@ pub fn fields() -> Vec<Field> {
             false,
             Some("append"),
         ),
-        field("batch_size", "Messages per page", "How many messages one page fetches.", false, Some("250")),
+        field(
+            "batch_size",
+            "Messages per page",
+            "How many messages one page fetches.",
+            false,
+            Some("500"),
+        ),
     ]
 }
 
@@ -175,7 +205,11 @@ fn port(account: &Account, name: &str, default: u16) -> Result<u16, ProviderErro
     }
 }
 
-fn transport(account: &Account, name: &str, default: Transport) -> Result<Transport, ProviderError> {
+fn transport(
+    account: &Account,
+    name: &str,
+    default: Transport,
+) -> Result<Transport, ProviderError> {
     match get(account, name).map(str::to_ascii_lowercase).as_deref() {
         None => Ok(default),
         Some("tls" | "ssl") => Ok(Transport::Tls),
@@ -206,9 +240,14 @@ impl Settings {
                 transport: transport(account, "smtp_security", Transport::StartTls)?,
             }),
         };
-        let username = get(account, "username").unwrap_or(&account.address).to_string();
+        let username = get(account, "username")
+            .unwrap_or(&account.address)
+            .to_string();
         if username.bytes().any(|b| b < 0x20 || b == 0x7f) {
-            return Err(bad_config("username", "must not contain control characters"));
+            return Err(bad_config(
+                "username",
+                "must not contain control characters",
+            ));
         }
         let has = |name: &str| account.secrets.iter().any(|s| s == name);
         let login = if has(OAUTH_TOKEN) {
@@ -216,7 +255,10 @@ impl Settings {
         } else if has(PASSWORD) {
             Login::Password
         } else {
-            return Err(bad_config("password", "a password (or an OAuth token) is required"));
+            return Err(bad_config(
+                "password",
+                "a password (or an OAuth token) is required",
+            ));
         };
         let folders = get(account, "folders")
             .map(|v| {
@@ -238,7 +280,7 @@ impl Settings {
             }
         };
         let batch = match get(account, "batch_size") {
-            None => 250,
+            None => 500,
             Some(v) => v
                 .parse::<usize>()
                 .ok()

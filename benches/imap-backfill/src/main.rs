@@ -1,0 +1,349 @@
+//! `make bench-imap-backfill`: how fast Mailroom backfills a real IMAP
+//! mailbox, beside the tools people use today, in one run on one machine.
+//!
+//! A Dovecot (started here, as the tests start it) holds 10,000 messages: the
+//! SpamAssassin corpus cycled, each with a unique Message-ID, from one of 100
+//! known contacts to the account. Measured, in messages per second:
+//!
+//! - `mailroom`: the sync engine running the IMAP plugin over TLS (IMAPS),
+//!   parsing, matching and storing into a SQLite file, from connect to done;
+//! - `raw-tls-ceiling`: one `UID FETCH 1:* BODY.PEEK[]` of the same mailbox
+//!   over TLS by a bare client that discards the bytes (what the network and
+//!   Dovecot allow at most);
+//! - `mbsync`: isync pulling the same mailbox into a Maildir.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use mailroom_crm::accounts::{self, Connect};
+use mailroom_crm::contacts::{self, ContactInput};
+use mailroom_crm::users::{self, NewUser, Plan, Role};
+use mailroom_runtime::{
+    AccountInput, OperatorGrant, Registry, Runtime, RuntimeConfig, Secret, Secrets, Window,
+};
+use mailroom_store::Db;
+use mailroom_sync::{Engine, EngineConfig, schedule_now};
+use mailroom_test_support::dovecot::Dovecot;
+use mailroom_vault::Vault;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const MESSAGES: usize = 10_000;
+const CONTACTS: usize = 100;
+const USER: &str = "bench@corp.test";
+const PASSWORD: &str = "Bench-Passw0rd-2718";
+const DAY: i64 = 86_400;
+
+fn contact(i: usize) -> String {
+    format!("contact{i}@client{}.test", i % 7)
+}
+
+/// The corpus message with its own identity: unique Message-ID, a contact as
+/// sender, the account as recipient (the originals' lines for these dropped).
+fn restamp(raw: &[u8], n: usize) -> Vec<u8> {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| i + 2)
+        .or_else(|| raw.windows(2).position(|w| w == b"\n\n").map(|i| i + 1))
+        .unwrap_or(raw.len());
+    let (head, body) = raw.split_at(split);
+    let mut out = format!(
+        "Message-ID: <bench-{n}@mailroom.bench>\r\nFrom: {}\r\nTo: {USER}\r\n",
+        contact(n % CONTACTS)
+    )
+    .into_bytes();
+    let mut dropping = false;
+    for line in head.split_inclusive(|b| *b == b'\n') {
+        let folded = line.first().is_some_and(|b| *b == b' ' || *b == b'\t');
+        if !folded {
+            let lower = line.to_ascii_lowercase();
+            dropping = ["message-id:", "from:", "to:", "cc:"]
+                .iter()
+                .any(|h| lower.starts_with(h.as_bytes()));
+        }
+        if !dropping {
+            out.extend_from_slice(line);
+        }
+    }
+    out.extend_from_slice(body);
+    out
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// The bare client: sign in, `UID FETCH 1:* BODY.PEEK[]`, discard; bytes read.
+async fn raw_fetch(dovecot: &Dovecot) -> usize {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(dovecot.ca.ca_file()).expect("CA file") {
+        roots.add(cert.expect("a certificate")).expect("a root");
+    }
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", dovecot.imaps_port))
+        .await
+        .expect("connect");
+    let name = ServerName::try_from("localhost").expect("name");
+    let mut io = tls.connect(name, tcp).await.expect("TLS");
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut total = 0;
+    let mut tail: Vec<u8> = Vec::new();
+    for (tag, command) in [
+        ("a1", format!("LOGIN {USER} {PASSWORD}")),
+        ("a2", "SELECT INBOX".to_string()),
+        ("a3", "UID FETCH 1:* BODY.PEEK[]".to_string()),
+        ("a4", "LOGOUT".to_string()),
+    ] {
+        io.write_all(format!("{tag} {command}\r\n").as_bytes())
+            .await
+            .expect("write");
+        let done = format!("\r\n{tag} ");
+        tail.clear();
+        loop {
+            let n = io.read(&mut buf).await.expect("read");
+            assert!(n > 0, "closed before {tag} completed");
+            total += n;
+            tail.extend_from_slice(&buf[..n]);
+            if tail.windows(done.len()).any(|w| w == done.as_bytes()) {
+                break;
+            }
+            let keep = tail.len().saturating_sub(done.len() + 64);
+            tail.drain(..keep);
+        }
+    }
+    total
+}
+
+/// mbsync pulling the mailbox into a fresh Maildir; files written.
+fn mbsync(dovecot: &Dovecot, dir: &Path) -> usize {
+    let maildir = dir.join("mbsync");
+    std::fs::create_dir_all(&maildir).expect("mkdir");
+    // isync trusts the certificates listed here as the server's own: list the CA and the server's.
+    let certs = dir.join("mbsync-certs.pem");
+    let mut pem = std::fs::read(dovecot.ca.ca_file()).expect("CA file");
+    pem.extend(std::fs::read(dovecot.ca.server_cert_file()).expect("server certificate"));
+    std::fs::write(&certs, pem).expect("certificate file");
+    let config = dir.join("mbsyncrc");
+    std::fs::write(
+        &config,
+        format!(
+            "IMAPAccount bench\nHost localhost\nPort {}\nUser {USER}\nPass {PASSWORD}\n\
+             SSLType IMAPS\nCertificateFile {}\n\n\
+             IMAPStore remote\nAccount bench\n\n\
+             MaildirStore local\nPath {}/\nInbox {}/INBOX\n\n\
+             Channel bench\nFar :remote:INBOX\nNear :local:INBOX\nSync Pull\nCreate Near\nSyncState *\n\n",
+            dovecot.imaps_port,
+            certs.display(),
+            maildir.display(),
+            maildir.display(),
+        ),
+    )
+    .expect("mbsyncrc");
+    let status = std::process::Command::new("mbsync")
+        .arg("-c")
+        .arg(&config)
+        .arg("-q")
+        .arg("bench")
+        .status()
+        .expect("mbsync runs (scripts/setup installs isync)");
+    assert!(status.success(), "mbsync failed");
+    std::fs::read_dir(maildir.join("INBOX/cur"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+        + std::fs::read_dir(maildir.join("INBOX/new"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+}
+
+/// The IMAP plugin alone pulling the window through the runtime, pages
+/// dropped: the share of the time spent in the sandbox; messages pulled.
+async fn plugin_only(dovecot: &Dovecot, dir: &Path) -> usize {
+    let runtime = Runtime::new(RuntimeConfig {
+        cache_dir: Some(dir.join("cache")),
+        extra_ca: Some(dovecot.ca.ca_file()),
+        ..RuntimeConfig::default()
+    })
+    .expect("runtime");
+    let registry = Registry::new(runtime.clone());
+    let (plugin, _) = registry
+        .install(mailroom_test_support::plugin_bytes("imap"))
+        .await
+        .expect("the imap plugin");
+    let mut secrets = Secrets::new();
+    secrets.insert("password".to_string(), Secret::new(PASSWORD.to_string()));
+    let input = AccountInput {
+        id: "bench".into(),
+        address: USER.into(),
+        settings: imap_settings(dovecot),
+        secrets,
+    };
+    let mut run = runtime
+        .start(&plugin, &input, &grant())
+        .await
+        .expect("start");
+    run.open().await.expect("open");
+    let window = Window {
+        since: now() - 365 * DAY,
+        skip: vec![],
+    };
+    let mut cursor = None;
+    let mut pulled = 0;
+    loop {
+        let page = run.sync(cursor.as_deref(), &window).await.expect("page");
+        pulled += page.messages.len();
+        if !page.more {
+            return pulled;
+        }
+        cursor = Some(page.cursor);
+    }
+}
+
+fn imap_settings(dovecot: &Dovecot) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("imap_host".to_string(), "localhost".to_string()),
+        ("imap_port".to_string(), dovecot.imaps_port.to_string()),
+        ("imap_security".to_string(), "tls".to_string()),
+    ])
+}
+
+fn grant() -> OperatorGrant {
+    OperatorGrant {
+        private_networks: vec!["127.0.0.0/8".parse().expect("a network")],
+        ..OperatorGrant::default()
+    }
+}
+
+/// The sync engine backfilling the account: seconds, and the account's mail counts.
+async fn mailroom(dovecot: &Dovecot, dir: &Path) -> (f64, mailroom_crm::messages::Counts) {
+    let runtime = Runtime::new(RuntimeConfig {
+        cache_dir: Some(dir.join("cache")),
+        extra_ca: Some(dovecot.ca.ca_file()),
+        ..RuntimeConfig::default()
+    })
+    .expect("runtime");
+    let registry = Arc::new(Registry::new(runtime));
+    registry
+        .install(mailroom_test_support::plugin_bytes("imap"))
+        .await
+        .expect("the imap plugin");
+    let db = Db::open(&format!("sqlite:{}", dir.join("bench.db").display()))
+        .await
+        .expect("database");
+    let vault = Arc::new(
+        Vault::from_base64("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", "bench").expect("key"),
+    );
+    let owner = users::create(&db, NewUser::new(USER, Role::Member, Plan::Lite))
+        .await
+        .expect("user");
+    let items: Vec<ContactInput> = (0..CONTACTS)
+        .map(|i| ContactInput {
+            emails: Some(vec![contact(i)]),
+            ..Default::default()
+        })
+        .collect();
+    contacts::import(&db, &items).await.expect("contacts");
+    let settings = imap_settings(dovecot);
+    let secrets = BTreeMap::from([("password".to_string(), PASSWORD.to_string())]);
+    let account = accounts::connect(
+        &db,
+        &vault,
+        &owner,
+        &Connect::new("imap", USER, settings, secrets),
+    )
+    .await
+    .expect("account");
+    schedule_now(&db, account.id).await.expect("schedule");
+    let engine = Engine::new(
+        db.clone(),
+        vault,
+        registry,
+        EngineConfig {
+            lease: Duration::from_secs(3600),
+            grant: grant(),
+            ..EngineConfig::default()
+        },
+    );
+    let start = Instant::now();
+    engine.run_until_idle().await.expect("sync");
+    let secs = start.elapsed().as_secs_f64();
+    let counts = mailroom_crm::messages::counts(&db, account.id)
+        .await
+        .expect("counts");
+    (secs, counts)
+}
+
+#[tokio::main]
+async fn main() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let corpus = mailroom_test_support::corpus::messages();
+    let dovecot = Dovecot::start();
+    dovecot.add_user(USER, PASSWORD);
+    let t0 = now();
+    let spread = 300 * DAY / MESSAGES as i64;
+    let mail: Vec<(Vec<u8>, i64)> = (0..MESSAGES)
+        .map(|n| {
+            let (_, raw) = &corpus[n % corpus.len()];
+            (restamp(raw, n), t0 - 3600 - n as i64 * spread)
+        })
+        .collect();
+    let bytes: usize = mail.iter().map(|(m, _)| m.len()).sum();
+    dovecot.seed(USER, "INBOX", &mail);
+    eprintln!(
+        "Dovecot holds {MESSAGES} messages ({:.1} MB); warming its index…",
+        bytes as f64 / 1e6
+    );
+    raw_fetch(&dovecot).await;
+
+    let start = Instant::now();
+    let read = raw_fetch(&dovecot).await;
+    let raw_rate = MESSAGES as f64 / start.elapsed().as_secs_f64();
+    assert!(read >= bytes, "the bare client read the whole mailbox");
+
+    eprintln!("mbsync…");
+    let start = Instant::now();
+    let pulled = mbsync(&dovecot, dir.path());
+    let mbsync_rate = MESSAGES as f64 / start.elapsed().as_secs_f64();
+    assert_eq!(pulled, MESSAGES, "mbsync pulled every message");
+
+    eprintln!("the IMAP plugin alone…");
+    let start = Instant::now();
+    let pulled = plugin_only(&dovecot, dir.path()).await;
+    let plugin_rate = MESSAGES as f64 / start.elapsed().as_secs_f64();
+    assert_eq!(pulled, MESSAGES, "the plugin pulled every message");
+
+    eprintln!("Mailroom…");
+    let (secs, counts) = mailroom(&dovecot, dir.path()).await;
+    assert_eq!(
+        (counts.seen + counts.failed) as usize,
+        MESSAGES,
+        "Mailroom indexed or skipped every message"
+    );
+    let mailroom_rate = MESSAGES as f64 / secs;
+
+    println!(
+        "IMAP backfill of {MESSAGES} messages ({:.1} MB, SpamAssassin corpus cycled) from Dovecot over TLS; \
+         Mailroom stored {}, skipped {} with a reason:",
+        bytes as f64 / 1e6,
+        counts.stored,
+        counts.failed
+    );
+    println!(
+        "mailroom vs ceiling: {:.0}%, vs mbsync: {:.1}x",
+        100.0 * mailroom_rate / raw_rate,
+        mailroom_rate / mbsync_rate
+    );
+    println!("mailroom: {mailroom_rate:.0} msg/s");
+    println!("raw-tls-ceiling: {raw_rate:.0} msg/s");
+    println!("mbsync: {mbsync_rate:.0} msg/s");
+    println!("imap-plugin-alone: {plugin_rate:.0} msg/s");
+}
