@@ -91,6 +91,15 @@ impl Rig {
             .unwrap()
     }
 
+    /// Connect Alice's mailbox; its id.
+    async fn connect(&self, settings: Value, secrets: Value) -> i64 {
+        let body =
+            json!({"provider": "imap", "address": ALICE, "settings": settings, "secrets": secrets});
+        self.post("/api/accounts", body).await["id"]
+            .as_i64()
+            .unwrap()
+    }
+
     /// The IMAPS account settings.
     fn settings(&self) -> Value {
         json!({
@@ -279,14 +288,9 @@ async fn imap_backfill_incremental_reauth_resync_and_send() {
         "{err}"
     );
 
-    let account = rig
-        .post(
-            "/api/accounts",
-            json!({"provider": "imap", "address": ALICE, "settings": rig.settings(),
-                   "secrets": {"password": PASSWORD}}),
-        )
+    let id = rig
+        .connect(rig.settings(), json!({"password": PASSWORD}))
         .await;
-    let id = account["id"].as_i64().unwrap();
     let synced = rig.synced_after(id, 0).await;
     let total: usize = [
         "client@x.test",
@@ -508,14 +512,9 @@ async fn imap_starttls_xoauth2_outage_broken_message_and_moves_on_postgres() {
         )
         .await;
     assert_eq!(code, 422, "an unknown token is refused: {err}");
-    let account = rig
-        .post(
-            "/api/accounts",
-            json!({"provider": "imap", "address": ALICE, "settings": settings,
-                   "secrets": {"oauth_token": "tok-Oauth-Access-5531"}}),
-        )
+    let id = rig
+        .connect(settings, json!({"oauth_token": "tok-Oauth-Access-5531"}))
         .await;
-    let id = account["id"].as_i64().unwrap();
 
     // The server goes away mid-backfill: an error with a next retry; when it
     // is back the sync completes with nothing lost or doubled.
@@ -634,14 +633,9 @@ async fn the_spamassassin_corpus_syncs_without_loss() {
     for (_, from, _) in CHARSET_SAMPLES {
         contacts.push(rig.contact(from, from).await);
     }
-    let account = rig
-        .post(
-            "/api/accounts",
-            json!({"provider": "imap", "address": ALICE, "settings": rig.settings(),
-                   "secrets": {"password": PASSWORD}}),
-        )
+    let id = rig
+        .connect(rig.settings(), json!({"password": PASSWORD}))
         .await;
-    let id = account["id"].as_i64().unwrap();
     let a = rig.synced_after(id, 0).await;
 
     // Every message is accounted for: indexed, or skipped with its reason.

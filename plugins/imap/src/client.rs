@@ -300,8 +300,9 @@ impl Client {
             .write(format!("{tag} AUTHENTICATE {mechanism}\r\n").as_bytes())?;
         let mut answered = false;
         loop {
-            match self.wire.next()? {
-                Reply::Continue if !answered => {
+            match self.wire.next()?.completes(&tag) {
+                Ok(outcome) => return Ok(outcome),
+                Err(Reply::Continue) if !answered => {
                     answered = true;
                     self.wire
                         .link()
@@ -309,14 +310,8 @@ impl Client {
                 }
                 // A challenge after the answer carries the failure's details
                 // (XOAUTH2); an empty line ends the exchange.
-                Reply::Continue => self.wire.write(b"\r\n")?,
-                Reply::Done {
-                    tag: t,
-                    kind,
-                    body,
-                    line,
-                } if t == tag => return Ok(Outcome { kind, body, line }),
-                _ => {}
+                Err(Reply::Continue) => self.wire.write(b"\r\n")?,
+                Err(_) => {}
             }
         }
     }
@@ -568,18 +563,18 @@ impl Client {
         for fragment in CommandCodec::default().encode(&command) {
             match fragment {
                 Fragment::Line { data } => self.wire.write(&data)?,
-                Fragment::Literal { data, .. } => {
-                    // A synchronising literal: wait for the server's go-ahead.
-                    match self.wire.next()? {
-                        Reply::Continue => self.wire.write(&data)?,
-                        Reply::Done {
-                            kind, body, line, ..
-                        } => {
-                            return Ok(Outcome { kind, body, line });
+                Fragment::Literal { data, .. } => loop {
+                    // A synchronising literal: wait for the server's go-ahead
+                    // (or its refusal), past any untagged data.
+                    match self.wire.next()?.completes(&tag) {
+                        Ok(refused) => return Ok(refused),
+                        Err(Reply::Continue) => {
+                            self.wire.write(&data)?;
+                            break;
                         }
-                        _ => {}
+                        Err(_) => {}
                     }
-                }
+                },
             }
         }
         self.wire.finish(&tag, |_| Ok(()))

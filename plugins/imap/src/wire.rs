@@ -62,6 +62,21 @@ pub enum Reply {
     Unreadable(String),
 }
 
+impl Reply {
+    /// The outcome, when this completes the command tagged `tag`.
+    pub fn completes(self, tag: &str) -> Result<Outcome, Reply> {
+        match self {
+            Reply::Done {
+                tag: t,
+                kind,
+                body,
+                line,
+            } if t == tag => Ok(Outcome { kind, body, line }),
+            other => Err(other),
+        }
+    }
+}
+
 /// The outcome of a tagged command.
 pub struct Outcome {
     /// OK, NO or BAD.
@@ -207,17 +222,12 @@ impl Wire {
         mut each: impl FnMut(Reply) -> Result<(), WireError>,
     ) -> Result<Outcome, WireError> {
         loop {
-            match self.next()? {
-                Reply::Done {
-                    tag: t,
-                    kind,
-                    body,
-                    line,
-                } if t == tag => return Ok(Outcome { kind, body, line }),
-                Reply::Unreadable(text) if text.starts_with("BYE ") => {
+            match self.next()?.completes(tag) {
+                Ok(outcome) => return Ok(outcome),
+                Err(Reply::Unreadable(text)) if text.starts_with("BYE ") => {
                     return Err(WireError::Closed(text));
                 }
-                other => each(other)?,
+                Err(other) => each(other)?,
             }
         }
     }
