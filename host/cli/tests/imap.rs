@@ -100,6 +100,28 @@ impl Rig {
             .unwrap()
     }
 
+    /// Try to connect Alice's mailbox with settings that must be refused: the status and error.
+    async fn refused(&self, settings: Value, secrets: Value) -> (u16, Value) {
+        let body =
+            json!({"provider": "imap", "address": ALICE, "settings": settings, "secrets": secrets});
+        self.api
+            .call("POST", "/api/accounts", &self.admin, Some(body))
+            .await
+    }
+
+    /// Wait until a record's Emails tab shows `subject`; `why` says what failed.
+    async fn wait_for_subject(&self, record: &str, subject: &str, why: impl Fn() -> String) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.subjects(record).await.iter().any(|s| s == subject) {
+            assert!(
+                Instant::now() < deadline,
+                "`{subject}` never reached {record}: {}",
+                why()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// The IMAPS account settings.
     fn settings(&self) -> Value {
         json!({
@@ -244,16 +266,7 @@ async fn imap_backfill_incremental_reauth_resync_and_send() {
 
     // A wrong password is refused on the form, naming what to try.
     let (code, err) = rig
-        .api
-        .call(
-            "POST",
-            "/api/accounts",
-            &rig.admin,
-            Some(
-                json!({"provider": "imap", "address": ALICE, "settings": rig.settings(),
-                        "secrets": {"password": "wrong"}}),
-            ),
-        )
+        .refused(rig.settings(), json!({"password": "wrong"}))
         .await;
     assert_eq!(code, 422, "{err}");
     assert!(
@@ -266,18 +279,7 @@ async fn imap_backfill_incremental_reauth_resync_and_send() {
     let mut plain = rig.settings();
     plain["imap_port"] = json!(rig.dovecot.imap_port.to_string());
     plain["imap_security"] = json!("plain");
-    let (code, err) = rig
-        .api
-        .call(
-            "POST",
-            "/api/accounts",
-            &rig.admin,
-            Some(
-                json!({"provider": "imap", "address": ALICE, "settings": plain,
-                        "secrets": {"password": PASSWORD}}),
-            ),
-        )
-        .await;
+    let (code, err) = rig.refused(plain, json!({"password": PASSWORD})).await;
     assert_eq!(
         (code, err["field"].as_str()),
         (422, Some("settings.imap_security")),
@@ -350,19 +352,12 @@ async fn imap_backfill_incremental_reauth_resync_and_send() {
             before,
         ),
     );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !rig
-        .subjects(&format!("/api/contacts/{client}"))
-        .await
-        .contains(&"fresh from outside".to_string())
-    {
-        assert!(
-            Instant::now() < deadline,
-            "never arrived; postfix: {}",
-            postfix.log()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    rig.wait_for_subject(
+        &format!("/api/contacts/{client}"),
+        "fresh from outside",
+        || postfix.log(),
+    )
+    .await;
 
     // The password changes on the server: re-authorisation is asked for, with
     // the reason; giving the new one resumes the sync.
@@ -446,18 +441,10 @@ async fn imap_backfill_incremental_reauth_resync_and_send() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !rig
-        .subjects(&format!("/api/deals/{open_deal}"))
-        .await
-        .contains(&"Our offer".to_string())
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the sent mail never reached the deal"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    rig.wait_for_subject(&format!("/api/deals/{open_deal}"), "Our offer", || {
+        "the sent copy was not synced".into()
+    })
+    .await;
     drop(rig.server);
 }
 
@@ -500,16 +487,7 @@ async fn imap_starttls_xoauth2_outage_broken_message_and_moves_on_postgres() {
         "batch_size": "5",
     });
     let (code, err) = rig
-        .api
-        .call(
-            "POST",
-            "/api/accounts",
-            &rig.admin,
-            Some(
-                json!({"provider": "imap", "address": ALICE, "settings": settings,
-                        "secrets": {"oauth_token": "tok-revoked"}}),
-            ),
-        )
+        .refused(settings.clone(), json!({"oauth_token": "tok-revoked"}))
         .await;
     assert_eq!(code, 422, "an unknown token is refused: {err}");
     let id = rig
