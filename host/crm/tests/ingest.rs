@@ -33,6 +33,14 @@ impl Fixture {
         }
     }
 
+    async fn contact(&self, email: &str) {
+        let input = ContactInput {
+            emails: Some(vec![email.into()]),
+            ..Default::default()
+        };
+        contacts::create(&self.db, &input).await.unwrap();
+    }
+
     async fn user(&self, email: &str) -> User {
         users::create(&self.db, NewUser::new(email, Role::Member, Plan::Lite))
             .await
@@ -120,15 +128,7 @@ async fn dedupe_and_threads(kind: Kind) {
     let f = Fixture::new(kind).await;
     let a = f.user("a@corp.test").await;
     let b = f.user("b@corp.test").await;
-    contacts::create(
-        &f.db,
-        &ContactInput {
-            emails: Some(vec!["client@bücher.example".into()]),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    f.contact("client@bücher.example").await;
     let (_, ca) = f.account(&a).await;
     let (account_b, cb) = f.account(&b).await;
 
@@ -221,15 +221,7 @@ both_backends!(one_row_per_message_and_threads, dedupe_and_threads);
 async fn one_page(kind: Kind) {
     let f = Fixture::new(kind).await;
     let a = f.user("a@corp.test").await;
-    contacts::create(
-        &f.db,
-        &ContactInput {
-            emails: Some(vec!["client@x.test".into()]),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    f.contact("client@x.test").await;
     let (_, ctx) = f.account(&a).await;
     let index = ContactIndex::load(&f.db).await.unwrap();
     let root = mail(
@@ -290,15 +282,7 @@ both_backends!(a_page_with_repeats_is_written_once, one_page);
 async fn deletions(kind: Kind) {
     let f = Fixture::new(kind).await;
     let a = f.user("a@corp.test").await;
-    contacts::create(
-        &f.db,
-        &ContactInput {
-            emails: Some(vec!["client@x.test".into()]),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    f.contact("client@x.test").await;
     let (_, ctx) = f.account(&a).await;
     let raw = mail(
         "Message-ID: <d1@x>\r\nFrom: client@x.test\r\nTo: a@corp.test\r\n",
