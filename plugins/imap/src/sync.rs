@@ -446,10 +446,13 @@ impl Syncer {
     /// answers when the connection still carries them): their messages go
     /// back to the front of their queues, to be asked for again.
     fn recall(&mut self, plan: &mut Plan, read: bool) -> Result<(), ProviderError> {
-        while let Some(InFlight { tag, batch }) = plan.in_flight.pop_back() {
-            if read && !tag.is_empty() {
-                self.client.read_fetch(&tag).map_err(err)?;
+        if read {
+            // Answers come in the order the commands went out.
+            for f in plan.in_flight.iter().filter(|f| !f.tag.is_empty()) {
+                self.client.read_fetch(&f.tag).map_err(err)?;
             }
+        }
+        while let Some(InFlight { batch, .. }) = plan.in_flight.pop_back() {
             let pending = &mut plan.folders[batch.folder];
             for uid in batch.old.iter().chain(&batch.oversized).rev() {
                 pending.old.push_front(*uid);
