@@ -121,6 +121,14 @@ impl From<mailroom_store::sqlx::Error> for Stop {
         Stop::Host(e.into())
     }
 }
+impl From<StartError> for Stop {
+    fn from(e: StartError) -> Self {
+        match e {
+            StartError::Crm(e) => e.into(),
+            StartError::Call(e) => Stop::Call(e),
+        }
+    }
+}
 impl From<CallError> for Stop {
     fn from(e: CallError) -> Self {
         Stop::Call(e)
@@ -348,7 +356,7 @@ impl Engine {
     }
 
     async fn start(&self, account: &Account, plugin: &Plugin) -> Result<Run, Stop> {
-        let mut run = match start_run(
+        let mut run = start_run(
             &self.db,
             &self.vault,
             &self.registry,
@@ -356,12 +364,7 @@ impl Engine {
             account,
             plugin,
         )
-        .await
-        {
-            Ok(run) => run,
-            Err(StartError::Crm(e)) => return Err(e.into()),
-            Err(StartError::Call(e)) => return Err(e.into()),
-        };
+        .await?;
         run.open().await?;
         Ok(run)
     }
