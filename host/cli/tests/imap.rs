@@ -122,6 +122,14 @@ impl Rig {
         }
     }
 
+    /// The account's skipped messages, each with its reason.
+    async fn skipped(&self, id: i64) -> Vec<Value> {
+        let path = format!("/api/accounts/{id}/skipped");
+        let (code, list) = self.api.call("GET", &path, &self.admin, None).await;
+        assert_eq!(code, 200, "{list}");
+        list.as_array().unwrap().clone()
+    }
+
     /// The IMAPS account settings.
     fn settings(&self) -> Value {
         json!({
@@ -524,17 +532,7 @@ async fn imap_starttls_xoauth2_outage_broken_message_and_moves_on_postgres() {
         .collect();
     assert_eq!(got.len(), unique.len(), "no message twice");
     assert_eq!(unique, expected);
-    let (code, skipped) = rig
-        .api
-        .call(
-            "GET",
-            &format!("/api/accounts/{id}/skipped"),
-            &rig.admin,
-            None,
-        )
-        .await;
-    assert_eq!(code, 200);
-    let skipped = skipped.as_array().unwrap();
+    let skipped = rig.skipped(id).await;
     assert_eq!(skipped.len(), 1, "{skipped:?}");
     assert!(
         skipped[0]["reason"]
@@ -622,16 +620,7 @@ async fn the_spamassassin_corpus_syncs_without_loss() {
         a["mail"]["failed"].as_i64().unwrap(),
     );
     assert_eq!(seen + failed, corpus.len() as i64, "{a}");
-    let (_, skipped) = rig
-        .api
-        .call(
-            "GET",
-            &format!("/api/accounts/{id}/skipped"),
-            &rig.admin,
-            None,
-        )
-        .await;
-    for s in skipped.as_array().unwrap() {
+    for s in rig.skipped(id).await {
         assert!(!s["reason"].as_str().unwrap().is_empty(), "{s}");
     }
     let log = std::fs::read_to_string(rig.site.log()).unwrap();
