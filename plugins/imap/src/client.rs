@@ -217,7 +217,7 @@ impl Client {
                 "the IMAP server refused the connection: {}",
                 body.text
             ))),
-            Reply::Unreadable(text) => Err(ProviderError::Unreachable(format!(
+            Reply::Bye(text) | Reply::Unreadable(text) => Err(ProviderError::Unreachable(format!(
                 "the IMAP server refused the connection: {text}"
             ))),
             _ => Err(ProviderError::Other("IMAP: unexpected greeting".into())),

@@ -60,6 +60,8 @@ pub enum Reply {
     /// A response imap-codec could not decode; its framing was intact, so the
     /// conversation goes on. The text is a short, printable excerpt.
     Unreadable(String),
+    /// `* BYE …`: the server is closing the connection; its text.
+    Bye(String),
 }
 
 impl Reply {
@@ -224,9 +226,7 @@ impl Wire {
         loop {
             match self.next()?.completes(tag) {
                 Ok(outcome) => return Ok(outcome),
-                Err(Reply::Unreadable(text)) if text.starts_with("BYE ") => {
-                    return Err(WireError::Closed(text));
-                }
+                Err(Reply::Bye(text)) => return Err(WireError::Closed(format!("BYE {text}"))),
                 Err(other) => each(other)?,
             }
         }
@@ -250,9 +250,7 @@ fn decode(message: &[u8]) -> Reply {
         Ok((_, Response::CommandContinuationRequest(_))) => Reply::Continue,
         Ok((_, Response::Data(data))) => Reply::Data(data.into_static()),
         Ok((_, Response::Status(Status::Untagged(body)))) => Reply::Untagged(body.into_static()),
-        Ok((_, Response::Status(Status::Bye(bye)))) => {
-            Reply::Unreadable(format!("BYE {}", bye.text))
-        }
+        Ok((_, Response::Status(Status::Bye(bye)))) => Reply::Bye(bye.text.to_string()),
         Ok((_, Response::Status(Status::Tagged(tagged)))) => {
             let line = excerpt(message);
             let line = line
