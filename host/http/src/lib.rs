@@ -137,8 +137,9 @@ impl HttpHooks {
                 },
                 ConnectError::Connection { .. } => Error::ConnectionRefused,
             })?;
-        let io: Box<dyn Stream> = if scheme == Scheme::Https {
-            let stream = tls.handshake(&endpoint.host, tcp).await.map_err(|e| {
+        let target = policy.served_at(&endpoint);
+        let io: Box<dyn Stream> = if target.scheme == Scheme::Https {
+            let stream = tls.handshake(&target.host, tcp).await.map_err(|e| {
                 tracing::debug!("plugin HTTPS handshake failed: {e}");
                 Error::TlsCertificateError
             })?;

@@ -65,7 +65,9 @@ pub enum ConnectError {
 
 /// Open a TCP connection to `endpoint` if the policy allows it, to an address
 /// the policy allows. Returns the stream and the index of the declared
-/// template that grants the endpoint.
+/// template that grants the endpoint. Where the operator serves the
+/// endpoint's origin from another base URL, the connection goes there
+/// (see [`AccountPolicy::served_at`]), and that address is checked.
 pub async fn connect(
     policy: &AccountPolicy,
     endpoint: &Endpoint,
@@ -75,6 +77,7 @@ pub async fn connect(
         audit.denied(&denial);
         ConnectError::Denied(denial)
     })?;
+    let endpoint = policy.served_at(endpoint);
     let addresses = resolve(endpoint).await?;
     let mut first_denial = None;
     let allowed: Vec<SocketAddr> = addresses

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use crate::address::{AddressClass, classify};
-use crate::endpoint::{Endpoint, EndpointError, Template};
+use crate::endpoint::{Endpoint, EndpointError, Scheme, Template};
 
 /// What the operator grants one plugin, across all its accounts.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -21,6 +21,44 @@ pub struct OperatorGrant {
     /// Whether the host may write a secret into a connection that is not
     /// encrypted (plain IMAP/SMTP without STARTTLS). Off by default.
     pub plaintext_credentials: bool,
+    /// Declared HTTP origins the operator serves from another base URL (a
+    /// proxy, or an emulator in tests). The plugin still names, and is
+    /// checked against, the declared origin; the host connects elsewhere.
+    pub origins: Vec<Origin>,
+}
+
+/// A declared HTTP origin served from another base URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// The origin as plugins declare it: `https://gmail.googleapis.com:443`.
+    pub declared: Endpoint,
+    /// Where requests for it go: `http://127.0.0.1:8080`.
+    pub served_at: Endpoint,
+}
+
+impl std::str::FromStr for Origin {
+    type Err = String;
+
+    /// `https://gmail.googleapis.com=http://127.0.0.1:8080`.
+    fn from_str(text: &str) -> Result<Self, String> {
+        let (declared, served_at) = text
+            .split_once('=')
+            .ok_or_else(|| format!("`{text}`: expected ORIGIN=BASE_URL"))?;
+        let parse = |url: &str| -> Result<Endpoint, String> {
+            let url = url.trim().trim_end_matches('/');
+            let endpoint = Template::parse(url)
+                .and_then(|t| t.render(&BTreeMap::new()))
+                .map_err(|e| format!("`{url}`: {e}"))?;
+            match endpoint.scheme {
+                Scheme::Https | Scheme::Http => Ok(endpoint),
+                other => Err(format!("`{url}`: only http and https origins, not {other}")),
+            }
+        };
+        Ok(Origin {
+            declared: parse(declared)?,
+            served_at: parse(served_at)?,
+        })
+    }
 }
 
 impl OperatorGrant {
@@ -66,6 +104,7 @@ pub struct AccountPolicy {
     declared_only: Vec<(Endpoint, String)>,
     private_networks: Vec<IpNet>,
     plaintext_credentials: bool,
+    origins: Vec<Origin>,
 }
 
 impl AccountPolicy {
@@ -97,6 +136,7 @@ impl AccountPolicy {
             declared_only,
             private_networks: grant.private_networks.clone(),
             plaintext_credentials: grant.plaintext_credentials,
+            origins: grant.origins.clone(),
         })
     }
 
@@ -140,6 +180,15 @@ impl AccountPolicy {
         })
     }
 
+    /// Where a granted endpoint is actually reached: itself, or the base
+    /// URL the operator serves its origin from.
+    pub fn served_at<'a>(&'a self, endpoint: &'a Endpoint) -> &'a Endpoint {
+        self.origins
+            .iter()
+            .find(|o| &o.declared == endpoint)
+            .map_or(endpoint, |o| &o.served_at)
+    }
+
     /// Whether secrets may be written into connections that are not encrypted.
     pub fn plaintext_credentials(&self) -> bool {
         self.plaintext_credentials
@@ -149,7 +198,6 @@ impl AccountPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::endpoint::Scheme;
 
     fn templates() -> Vec<Template> {
         [
@@ -248,5 +296,35 @@ mod tests {
         let p =
             AccountPolicy::new(&templates(), &OperatorGrant::all_declared(), &settings()).unwrap();
         assert_eq!(p.allowed.len(), 2);
+    }
+
+    #[test]
+    fn an_origin_is_served_from_its_base_url_and_checked_as_declared() {
+        let origin: Origin = "https://gmail.googleapis.com=http://127.0.0.1:8080/"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            origin.served_at,
+            Endpoint::new(Scheme::Http, "127.0.0.1", 8080).unwrap()
+        );
+        assert!(
+            "tls://imap.example.com:993=http://x"
+                .parse::<Origin>()
+                .is_err()
+        );
+        assert!("https://gmail.googleapis.com".parse::<Origin>().is_err());
+        let declared = [Template::parse("https://gmail.googleapis.com").unwrap()];
+        let grant = OperatorGrant {
+            origins: vec![origin.clone()],
+            ..OperatorGrant::default()
+        };
+        let p = AccountPolicy::new(&declared, &grant, &BTreeMap::new()).unwrap();
+        let gmail = Endpoint::new(Scheme::Https, "gmail.googleapis.com", 443).unwrap();
+        assert_eq!(p.check_endpoint(&gmail), Ok(0));
+        assert_eq!(p.served_at(&gmail), &origin.served_at);
+        // The base URL itself is not granted to the plugin.
+        assert!(p.check_endpoint(&origin.served_at).is_err());
+        let other = Endpoint::new(Scheme::Https, "example.com", 443).unwrap();
+        assert_eq!(p.served_at(&other), &other);
     }
 }

@@ -20,5 +20,5 @@ mod secret;
 
 pub use address::{AddressClass, classify};
 pub use endpoint::{Endpoint, EndpointError, Scheme, Template};
-pub use grant::{AccountPolicy, Denial, OperatorGrant};
+pub use grant::{AccountPolicy, Denial, OperatorGrant, Origin};
 pub use secret::{Redactor, Secret, SecretEncoding, Secrets};

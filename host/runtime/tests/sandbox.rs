@@ -24,6 +24,7 @@ fn loopback(plaintext_credentials: bool) -> OperatorGrant {
         endpoints: None,
         private_networks: vec!["127.0.0.0/8".parse().unwrap()],
         plaintext_credentials,
+        origins: Vec::new(),
     }
 }
 
