@@ -344,6 +344,27 @@ pub async fn secrets(db: &Db, vault: &Vault, id: Id) -> Result<BTreeMap<String, 
         .map_err(|e| CrmError::invalid("secrets", e.to_string()))
 }
 
+/// Store secrets the host renewed on its own (a refreshed OAuth access
+/// token), unless the owner set new credentials since `credentials_updated_at`
+/// (their "Update authentication" wins). Returns whether they were stored.
+pub async fn store_renewed_secrets(
+    db: &Db,
+    vault: &Vault,
+    id: Id,
+    secrets: &BTreeMap<String, String>,
+    credentials_updated_at: i64,
+) -> Result<bool, CrmError> {
+    let done = sqlx::query(
+        "UPDATE accounts SET sealed_secrets = $1 WHERE id = $2 AND credentials_updated_at = $3",
+    )
+    .bind(seal(vault, id, secrets))
+    .bind(id)
+    .bind(credentials_updated_at)
+    .execute(db.pool())
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// The addresses of all of `owner`'s accounts: never matched as contacts.
 pub async fn own_addresses(db: &Db, owner: Id) -> Result<Vec<String>, CrmError> {
     Ok(

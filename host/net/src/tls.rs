@@ -66,6 +66,11 @@ impl TlsConfig {
         })
     }
 
+    /// The rustls client configuration (for the host's own HTTP clients).
+    pub fn client_config(&self) -> Arc<rustls::ClientConfig> {
+        self.connector.config().clone()
+    }
+
     /// The TLS handshake over `tcp`, verifying the certificate for `host`.
     pub async fn handshake(
         &self,

@@ -8,15 +8,16 @@ use mailroom_crm::accounts::{self, Account};
 use mailroom_crm::index::ContactIndex;
 use mailroom_crm::messages::{self, AccountContext, Copy};
 use mailroom_crm::{CrmError, Id, generation};
+use mailroom_oauth::OAuth;
 use mailroom_runtime::{
-    AccountInput, CallError, OperatorGrant, Page, Plugin, ProviderError, Registry, Run, Secret,
-    Secrets, Window,
+    CallError, OperatorGrant, Page, Plugin, ProviderError, Registry, Run, Window,
 };
 use mailroom_store::{Db, unix_now};
 use mailroom_vault::Vault;
 use tracing::Instrument;
 
 use crate::backoff;
+use crate::start::{Renew, StartError, Starter};
 use crate::state::{self, Ending, Position, Progress};
 
 /// How the engine paces and bounds its work.
@@ -40,6 +41,8 @@ pub struct EngineConfig {
     pub grant: OperatorGrant,
     /// How many ids one `fetch` call asks for.
     pub fetch_batch: usize,
+    /// The OAuth providers whose accounts' tokens the engine keeps fresh.
+    pub oauth: Arc<OAuth>,
 }
 
 impl Default for EngineConfig {
@@ -53,6 +56,7 @@ impl Default for EngineConfig {
             backoff_max: Duration::from_secs(3600),
             grant: OperatorGrant::default(),
             fetch_batch: 100,
+            oauth: Arc::default(),
         }
     }
 }
@@ -133,40 +137,6 @@ impl From<CallError> for Stop {
     fn from(e: CallError) -> Self {
         Stop::Call(e)
     }
-}
-
-/// Why a plugin run for an account could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    /// The account's sealed credentials could not be read.
-    #[error(transparent)]
-    Crm(#[from] CrmError),
-    /// The plugin could not be started for it.
-    #[error(transparent)]
-    Call(#[from] CallError),
-}
-
-/// Start a run of `plugin` for a stored account, with its settings and its
-/// secrets opened from the vault (for sync runs, and for sending).
-pub async fn start_run(
-    db: &Db,
-    vault: &Vault,
-    registry: &Registry,
-    grant: &OperatorGrant,
-    account: &Account,
-    plugin: &Plugin,
-) -> Result<Run, StartError> {
-    let mut secrets = Secrets::new();
-    for (name, value) in accounts::secrets(db, vault, account.id).await? {
-        secrets.insert(name, Secret::new(value));
-    }
-    let input = AccountInput {
-        id: account.id.to_string(),
-        address: account.address.clone(),
-        settings: account.settings.clone(),
-        secrets,
-    };
-    Ok(registry.runtime().start(plugin, &input, grant).await?)
 }
 
 /// How many `message-failed` errors one run absorbs before giving up.
@@ -279,9 +249,23 @@ impl Engine {
                         provider = %account.provider,
                         version = %plugin.version(),
                     );
-                    self.pull(&account, &plugin, position.clone())
-                        .instrument(span)
-                        .await
+                    let mut outcome = self
+                        .pull(&account, &plugin, position.clone(), Renew::IfExpiring)
+                        .instrument(span.clone())
+                        .await;
+                    if let Err(Stop::Call(CallError::Provider(ProviderError::AuthFailed(_)))) =
+                        &outcome
+                        && self.config.oauth.for_plugin(&account.provider).is_some()
+                    {
+                        // The access token may have been cut short: renew it
+                        // once and try again before asking the user.
+                        let position = state::position(&self.db, id).await?;
+                        outcome = self
+                            .pull(&account, &plugin, position, Renew::Now)
+                            .instrument(span)
+                            .await;
+                    }
+                    outcome
                 }
                 None => Err(Stop::Call(CallError::Ended(format!(
                     "the `{}` plugin is not installed",
@@ -355,16 +339,15 @@ impl Engine {
         }
     }
 
-    async fn start(&self, account: &Account, plugin: &Plugin) -> Result<Run, Stop> {
-        let mut run = start_run(
-            &self.db,
-            &self.vault,
-            &self.registry,
-            &self.config.grant,
-            account,
-            plugin,
-        )
-        .await?;
+    async fn start(&self, account: &Account, plugin: &Plugin, renew: Renew) -> Result<Run, Stop> {
+        let starter = Starter {
+            db: &self.db,
+            vault: &self.vault,
+            registry: &self.registry,
+            grant: &self.config.grant,
+            oauth: &self.config.oauth,
+        };
+        let mut run = starter.start(account, plugin, renew).await?;
         run.open().await?;
         Ok(run)
     }
@@ -375,10 +358,11 @@ impl Engine {
         account: &Account,
         plugin: &Plugin,
         mut position: Position,
+        renew: Renew,
     ) -> Result<(), Stop> {
         let node = &self.config.node;
         let ttl = self.lease_secs();
-        let mut run = self.start(account, plugin).await?;
+        let mut run = self.start(account, plugin, renew).await?;
         let index = self.contact_index().await?;
         let ctx = AccountContext {
             id: account.id,

@@ -12,7 +12,9 @@
 
 mod backoff;
 mod engine;
+mod start;
 mod state;
 
-pub use engine::{Engine, EngineConfig, StartError, SyncError, start_run};
+pub use engine::{Engine, EngineConfig, SyncError};
+pub use start::{Renew, StartError, Starter};
 pub use state::{Phase, SyncStatus, schedule_now, status};
