@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
+use mailroom_net::TlsConfig;
 use mailroom_runtime::{Registry, Runtime, RuntimeConfig};
 use mailroom_store::Db;
 use mailroom_vault::Vault;
@@ -56,6 +57,11 @@ impl Home {
             _ => Vault::from_file_or_create(&self.root.join("secret.key"))?,
         };
         Ok(Arc::new(vault))
+    }
+
+    /// The TLS roots the host trusts: the webpki roots and `MAILROOM_EXTRA_CA`.
+    pub fn tls(&self) -> anyhow::Result<TlsConfig> {
+        TlsConfig::new(self.extra_ca.as_deref()).context("MAILROOM_EXTRA_CA")
     }
 
     /// Where installed plugin files live, one `NAME.wasm` each.

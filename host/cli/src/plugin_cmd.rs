@@ -73,6 +73,7 @@ pub async fn run(home: &Home, command: PluginCommand) -> anyhow::Result<ExitCode
                 endpoints: None,
                 private_networks: private,
                 plaintext_credentials,
+                origins: Vec::new(),
             };
             let account = AccountInput {
                 id: "cli".into(),

@@ -12,11 +12,16 @@ use crate::home::Home;
 use crate::sync_cmd::EngineArgs;
 
 pub async fn run(home: &Home, listen: &str, engine_args: &EngineArgs) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("MAILROOM_LISTEN {listen}: cannot listen"))?;
+    let bound = listener.local_addr()?;
     let db = home.db().await?;
     let vault = home.vault()?;
     let registry = Arc::new(home.registry().await?);
-    let config = engine_args.config()?;
+    let config = engine_args.config(home, &bound.to_string())?;
     let grant = config.grant.clone();
+    let oauth = config.oauth.clone();
     let engine = Arc::new(Engine::new(
         db.clone(),
         vault.clone(),
@@ -30,11 +35,9 @@ pub async fn run(home: &Home, listen: &str, engine_args: &EngineArgs) -> anyhow:
         vault,
         registry,
         grant,
+        oauth,
     });
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("MAILROOM_LISTEN {listen}: cannot listen"))?;
-    eprintln!("mailroom: serving on http://{}", listener.local_addr()?);
+    eprintln!("mailroom: serving on http://{bound}");
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;

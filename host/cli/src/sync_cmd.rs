@@ -4,10 +4,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::Args;
 use ipnet::IpNet;
 use mailroom_crm::accounts;
-use mailroom_runtime::OperatorGrant;
+use mailroom_oauth::{OAuth, Provider, ProviderConfig, google};
+use mailroom_policy::Origin;
+use mailroom_runtime::{OperatorGrant, Secret};
 use mailroom_sync::{Engine, EngineConfig, status};
 
 use crate::home::Home;
@@ -38,10 +41,79 @@ pub struct EngineArgs {
     /// Allow secrets over unencrypted connections (plain IMAP/SMTP).
     #[arg(long, env = "MAILROOM_PLAINTEXT_CREDENTIALS")]
     pub plaintext_credentials: bool,
+    /// Serve a declared HTTP origin from another base URL (a proxy, or an
+    /// emulator in tests): `https://gmail.googleapis.com=http://127.0.0.1:9000`.
+    /// Plugins still name, and are checked against, the declared origin.
+    #[arg(
+        long = "base-url",
+        env = "MAILROOM_BASE_URLS",
+        value_delimiter = ',',
+        value_name = "ORIGIN=BASE_URL"
+    )]
+    pub base_urls: Vec<Origin>,
+    #[command(flatten)]
+    pub google: GoogleArgs,
+}
+
+/// Google sign-in for Gmail accounts: an OAuth client (web application) of
+/// the operator's Google Cloud project, whose redirect URI is
+/// `<public URL>/oauth/gmail/callback`.
+#[derive(Args, Debug, Clone)]
+pub struct GoogleArgs {
+    /// The OAuth client id; without it Gmail accounts cannot be connected.
+    #[arg(long, env = "MAILROOM_GOOGLE_CLIENT_ID")]
+    pub google_client_id: Option<String>,
+    /// The OAuth client secret (prefer the environment variable to the flag).
+    #[arg(long, env = "MAILROOM_GOOGLE_CLIENT_SECRET", hide_env_values = true)]
+    pub google_client_secret: Option<String>,
+    /// Google's consent page.
+    #[arg(long, env = "MAILROOM_GOOGLE_AUTHORIZE_URL", default_value = google::AUTHORIZE_URL)]
+    pub google_authorize_url: String,
+    /// Google's token endpoint.
+    #[arg(long, env = "MAILROOM_GOOGLE_TOKEN_URL", default_value = google::TOKEN_URL)]
+    pub google_token_url: String,
+    /// Google's revocation endpoint.
+    #[arg(long, env = "MAILROOM_GOOGLE_REVOKE_URL", default_value = google::REVOKE_URL)]
+    pub google_revoke_url: String,
+    /// The host's address as users' browsers reach it (the OAuth callback is
+    /// under it); default: the address `serve` listens on.
+    #[arg(long, env = "MAILROOM_PUBLIC_URL")]
+    pub public_url: Option<String>,
+}
+
+impl GoogleArgs {
+    /// The OAuth providers configured; none without a client id.
+    fn oauth(&self, home: &Home, listen: &str) -> anyhow::Result<OAuth> {
+        let Some(client_id) = self.google_client_id.clone() else {
+            return Ok(OAuth::default());
+        };
+        let secret = self
+            .google_client_secret
+            .clone()
+            .context("MAILROOM_GOOGLE_CLIENT_SECRET is required with MAILROOM_GOOGLE_CLIENT_ID")?;
+        let public = self
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{listen}"));
+        let config = ProviderConfig {
+            plugin: "gmail".into(),
+            token_field: "access_token".into(),
+            client_id,
+            client_secret: Secret::new(secret),
+            authorize_url: self.google_authorize_url.clone(),
+            token_url: self.google_token_url.clone(),
+            revoke_url: Some(self.google_revoke_url.clone()),
+            scopes: google::SCOPES.iter().map(|s| s.to_string()).collect(),
+            redirect_url: format!("{}/oauth/gmail/callback", public.trim_end_matches('/')),
+        };
+        Ok(OAuth::new(vec![Provider::new(config, &home.tls()?)?]))
+    }
 }
 
 impl EngineArgs {
-    pub fn config(&self) -> anyhow::Result<EngineConfig> {
+    /// The engine's configuration; `listen` is where `serve` listens (the
+    /// default public URL).
+    pub fn config(&self, home: &Home, listen: &str) -> anyhow::Result<EngineConfig> {
         let defaults = EngineConfig::default();
         Ok(EngineConfig {
             node: self.node.clone().unwrap_or(defaults.node.clone()),
@@ -52,7 +124,9 @@ impl EngineArgs {
                 endpoints: None,
                 private_networks: self.grant_private.clone(),
                 plaintext_credentials: self.plaintext_credentials,
+                origins: self.base_urls.clone(),
             },
+            oauth: Arc::new(self.google.oauth(home, listen)?),
             ..defaults
         })
     }
@@ -62,7 +136,12 @@ pub async fn run(home: &Home, args: &EngineArgs) -> anyhow::Result<()> {
     let db = home.db().await?;
     let vault = home.vault()?;
     let registry = Arc::new(home.registry().await?);
-    let engine = Engine::new(db.clone(), vault, registry, args.config()?);
+    let engine = Engine::new(
+        db.clone(),
+        vault,
+        registry,
+        args.config(home, "127.0.0.1:8080")?,
+    );
     let runs = engine.run_until_idle().await?;
     println!("{runs} account runs");
     for id in accounts::all_ids(&db).await? {

@@ -6,7 +6,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{Api, Server, Site};
+use common::{Api, Crm, Server, Site};
 use mailroom_test_support::db::Kind;
 use mailroom_test_support::dovecot::Dovecot;
 use mailroom_test_support::plugin;
@@ -39,8 +39,7 @@ struct Rig {
     dovecot: Dovecot,
     site: Site,
     server: Server,
-    api: Api,
-    admin: String,
+    crm: Crm,
 }
 
 impl Rig {
@@ -65,37 +64,27 @@ impl Rig {
             ("MAILROOM_SYNC_INTERVAL", "2"),
             ("MAILROOM_RETRY_SECONDS", "1"),
         ]);
-        let api = Api {
-            http: reqwest::Client::new(),
-            base: server.base.clone(),
+        let crm = Crm {
+            api: Api {
+                http: reqwest::Client::new(),
+                base: server.base.clone(),
+            },
+            token: admin.unwrap(),
+            log: site.log(),
         };
         Rig {
             dovecot,
             site,
             server,
-            api,
-            admin: admin.unwrap(),
+            crm,
         }
-    }
-
-    async fn post(&self, path: &str, body: Value) -> Value {
-        let (code, v) = self.api.call("POST", path, &self.admin, Some(body)).await;
-        assert!(code == 201 || code == 200, "{path}: {code} {v}");
-        v
-    }
-
-    async fn contact(&self, name: &str, email: &str) -> i64 {
-        self.post("/api/contacts", json!({"name": name, "emails": [email]}))
-            .await["id"]
-            .as_i64()
-            .unwrap()
     }
 
     /// Connect Alice's mailbox; its id.
     async fn connect(&self, settings: Value, secrets: Value) -> i64 {
         let body =
             json!({"provider": "imap", "address": ALICE, "settings": settings, "secrets": secrets});
-        self.post("/api/accounts", body).await["id"]
+        self.crm.post("/api/accounts", body).await["id"]
             .as_i64()
             .unwrap()
     }
@@ -104,28 +93,16 @@ impl Rig {
     async fn refused(&self, settings: Value, secrets: Value) -> (u16, Value) {
         let body =
             json!({"provider": "imap", "address": ALICE, "settings": settings, "secrets": secrets});
-        self.api
-            .call("POST", "/api/accounts", &self.admin, Some(body))
+        self.crm
+            .api
+            .call("POST", "/api/accounts", &self.crm.token, Some(body))
             .await
-    }
-
-    /// Wait until a record's Emails tab shows `subject`; `why` says what failed.
-    async fn wait_for_subject(&self, record: &str, subject: &str, why: impl Fn() -> String) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !self.subjects(record).await.iter().any(|s| s == subject) {
-            assert!(
-                Instant::now() < deadline,
-                "`{subject}` never reached {record}: {}",
-                why()
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
     }
 
     /// The account's skipped messages, each with its reason.
     async fn skipped(&self, id: i64) -> Vec<Value> {
         let path = format!("/api/accounts/{id}/skipped");
-        let (code, list) = self.api.call("GET", &path, &self.admin, None).await;
+        let (code, list) = self.crm.api.call("GET", &path, &self.crm.token, None).await;
         assert_eq!(code, 200, "{list}");
         list.as_array().unwrap().clone()
     }
@@ -140,59 +117,6 @@ impl Rig {
             "smtp_port": self.dovecot.submission_port.to_string(),
             "smtp_security": "starttls",
         })
-    }
-
-    async fn account(&self, id: i64) -> Value {
-        let (code, a) = self
-            .api
-            .call("GET", &format!("/api/accounts/{id}"), &self.admin, None)
-            .await;
-        assert_eq!(code, 200, "{a}");
-        a
-    }
-
-    /// Wait until the account's sync satisfies `done`; its last state.
-    async fn wait(&self, id: i64, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(90);
-        loop {
-            let a = self.account(id).await;
-            if done(&a["sync"]) {
-                return a;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "waiting for {what}: {a}\n{}",
-                std::fs::read_to_string(self.site.log()).unwrap_or_default()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// Wait for a completed sync that started after `after` (Unix seconds).
-    async fn synced_after(&self, id: i64, after: i64) -> Value {
-        self.wait(id, "a sync after now", |s| {
-            s["phase"] == "active" && s["last_sync_at"].as_i64().is_some_and(|t| t > after)
-        })
-        .await
-    }
-
-    /// The subjects on a contact's or deal's Emails tab.
-    async fn subjects(&self, record: &str) -> Vec<String> {
-        let (code, list) = self
-            .api
-            .call(
-                "GET",
-                &format!("{record}/emails?limit=500"),
-                &self.admin,
-                None,
-            )
-            .await;
-        assert_eq!(code, 200, "{list}");
-        list.as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["subject"].as_str().unwrap().to_string())
-            .collect()
     }
 }
 
@@ -211,11 +135,12 @@ async fn imap_backfill_incremental_reauth_resync_and_send() {
 
     // Contacts and deals: one on an open deal, one on a lost deal, one with
     // none, and a contact holding the connected address itself.
-    let client = rig.contact("Client", "client@x.test").await;
-    let lost = rig.contact("Lost", "lost@x.test").await;
-    let other = rig.contact("Other", "other@x.test").await;
-    let own = rig.contact("Alice herself", ALICE).await;
+    let client = rig.crm.contact("Client", "client@x.test").await;
+    let lost = rig.crm.contact("Lost", "lost@x.test").await;
+    let other = rig.crm.contact("Other", "other@x.test").await;
+    let own = rig.crm.contact("Alice herself", ALICE).await;
     let open_deal = rig
+        .crm
         .post(
             "/api/deals",
             json!({"title": "Open", "primary_contact_id": client}),
@@ -224,6 +149,7 @@ async fn imap_backfill_incremental_reauth_resync_and_send() {
         .as_i64()
         .unwrap();
     let lost_deal = rig
+        .crm
         .post(
             "/api/deals",
             json!({"title": "Lost", "status": "lost", "primary_contact_id": lost}),
@@ -301,7 +227,7 @@ async fn imap_backfill_incremental_reauth_resync_and_send() {
     let id = rig
         .connect(rig.settings(), json!({"password": PASSWORD}))
         .await;
-    let synced = rig.synced_after(id, 0).await;
+    let synced = rig.crm.synced_after(id, 0).await;
     let total: usize = [
         "client@x.test",
         "lost@x.test",
@@ -317,31 +243,32 @@ async fn imap_backfill_incremental_reauth_resync_and_send() {
     // directions, deals of any status; never the connected address.
     let set = |v: Vec<String>| v.into_iter().collect::<BTreeSet<_>>();
     assert_eq!(
-        set(rig.subjects(&format!("/api/contacts/{client}")).await),
+        set(rig.crm.subjects(&format!("/api/contacts/{client}")).await),
         expected("client@x.test")
     );
     assert_eq!(
-        set(rig.subjects(&format!("/api/contacts/{lost}")).await),
+        set(rig.crm.subjects(&format!("/api/contacts/{lost}")).await),
         expected("lost@x.test")
     );
     assert_eq!(
-        set(rig.subjects(&format!("/api/contacts/{other}")).await),
+        set(rig.crm.subjects(&format!("/api/contacts/{other}")).await),
         expected("other@x.test")
     );
     assert!(
-        rig.subjects(&format!("/api/contacts/{own}"))
+        rig.crm
+            .subjects(&format!("/api/contacts/{own}"))
             .await
             .is_empty()
     );
     assert_eq!(
-        set(rig.subjects(&format!("/api/deals/{open_deal}")).await),
+        set(rig.crm.subjects(&format!("/api/deals/{open_deal}")).await),
         expected("client@x.test")
     );
     assert_eq!(
-        set(rig.subjects(&format!("/api/deals/{lost_deal}")).await),
+        set(rig.crm.subjects(&format!("/api/deals/{lost_deal}")).await),
         expected("lost@x.test")
     );
-    let newest_first = rig.subjects(&format!("/api/contacts/{client}")).await;
+    let newest_first = rig.crm.subjects(&format!("/api/contacts/{client}")).await;
     let mut sorted = newest_first.clone();
     sorted.sort_by_key(|s| s.split(" d").nth(1).and_then(|d| d.parse::<i64>().ok()));
     assert_eq!(newest_first, sorted, "newest first");
@@ -360,17 +287,19 @@ async fn imap_backfill_incremental_reauth_resync_and_send() {
             before,
         ),
     );
-    rig.wait_for_subject(
-        &format!("/api/contacts/{client}"),
-        "fresh from outside",
-        || postfix.log(),
-    )
-    .await;
+    rig.crm
+        .wait_for_subject(
+            &format!("/api/contacts/{client}"),
+            "fresh from outside",
+            || postfix.log(),
+        )
+        .await;
 
     // The password changes on the server: re-authorisation is asked for, with
     // the reason; giving the new one resumes the sync.
     rig.dovecot.set_password(ALICE, "Changed-Passw0rd-77");
     let a = rig
+        .crm
         .wait(id, "reauth_required", |s| s["phase"] == "reauth_required")
         .await;
     assert!(
@@ -381,29 +310,37 @@ async fn imap_backfill_incremental_reauth_resync_and_send() {
         "{a}"
     );
     let (code, a) = rig
+        .crm
         .api
         .call(
             "PATCH",
             &format!("/api/accounts/{id}"),
-            &rig.admin,
+            &rig.crm.token,
             Some(json!({"secrets": {"password": "Changed-Passw0rd-77"}})),
         )
         .await;
     assert_eq!(code, 200, "{a}");
-    rig.synced_after(id, now()).await;
+    rig.crm.synced_after(id, now()).await;
 
     // The Sent folder is deleted and recreated with the same mail (a new
     // UIDVALIDITY): the window is synced again, nothing doubles.
-    let counts_before = rig.subjects(&format!("/api/contacts/{other}")).await.len();
+    let counts_before = rig
+        .crm
+        .subjects(&format!("/api/contacts/{other}"))
+        .await
+        .len();
     rig.dovecot
         .doveadm(&["mailbox", "delete", "-u", ALICE, "Sent"], b"");
     rig.dovecot
         .doveadm(&["mailbox", "create", "-u", ALICE, "Sent"], b"");
     rig.dovecot.seed(ALICE, "Sent", &sent);
     let mark = now();
-    rig.synced_after(id, mark + 1).await;
+    rig.crm.synced_after(id, mark + 1).await;
     assert_eq!(
-        rig.subjects(&format!("/api/contacts/{other}")).await.len(),
+        rig.crm
+            .subjects(&format!("/api/contacts/{other}"))
+            .await
+            .len(),
         counts_before
     );
     assert!(
@@ -416,11 +353,12 @@ async fn imap_backfill_incremental_reauth_resync_and_send() {
     // Sending: through Dovecot's submission (STARTTLS, AUTH PLAIN) to Postfix,
     // into the recipient's mailbox; the copy in Sent reaches the timelines.
     let (code, sent) = rig
+        .crm
         .api
         .call(
             "POST",
             &format!("/api/accounts/{id}/send"),
-            &rig.admin,
+            &rig.crm.token,
             Some(json!({"to": ["client@x.test"], "subject": "Our offer", "text": "Here it is."})),
         )
         .await;
@@ -449,10 +387,11 @@ async fn imap_backfill_incremental_reauth_resync_and_send() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    rig.wait_for_subject(&format!("/api/deals/{open_deal}"), "Our offer", || {
-        "the sent copy was not synced".into()
-    })
-    .await;
+    rig.crm
+        .wait_for_subject(&format!("/api/deals/{open_deal}"), "Our offer", || {
+            "the sent copy was not synced".into()
+        })
+        .await;
     drop(rig.server);
 }
 
@@ -460,7 +399,7 @@ async fn imap_backfill_incremental_reauth_resync_and_send() {
 async fn imap_starttls_xoauth2_outage_broken_message_and_moves_on_postgres() {
     let rig = Rig::new(Kind::Postgres).await;
     let t0 = now();
-    let client = rig.contact("Client", "client@x.test").await;
+    let client = rig.crm.contact("Client", "client@x.test").await;
     let count = 400;
     let inbox: Vec<_> = (0..count)
         .map(|n| {
@@ -504,13 +443,15 @@ async fn imap_starttls_xoauth2_outage_broken_message_and_moves_on_postgres() {
 
     // The server goes away mid-backfill: an error with a next retry; when it
     // is back the sync completes with nothing lost or doubled.
-    rig.wait(id, "the backfill under way", |s| {
-        s["phase"] == "backfilling" && s["progress_done"].as_i64() > Some(0)
-    })
-    .await;
+    rig.crm
+        .wait(id, "the backfill under way", |s| {
+            s["phase"] == "backfilling" && s["progress_done"].as_i64() > Some(0)
+        })
+        .await;
     let mut rig = rig;
     rig.dovecot.stop();
     let failed = rig
+        .crm
         .wait(id, "an error", |s| {
             s["phase"] == "error" && s["next_run_at"].is_i64()
         })
@@ -523,8 +464,8 @@ async fn imap_starttls_xoauth2_outage_broken_message_and_moves_on_postgres() {
         "{failed}"
     );
     rig.dovecot.restart();
-    rig.synced_after(id, 0).await;
-    let got = rig.subjects(&format!("/api/contacts/{client}")).await;
+    rig.crm.synced_after(id, 0).await;
+    let got = rig.crm.subjects(&format!("/api/contacts/{client}")).await;
     let unique: BTreeSet<String> = got.iter().cloned().collect();
     let expected: BTreeSet<String> = (0..count)
         .filter(|n| *n != 13)
@@ -559,11 +500,11 @@ async fn imap_starttls_xoauth2_outage_broken_message_and_moves_on_postgres() {
         ],
         b"",
     );
-    rig.synced_after(id, now()).await;
-    let got = rig.subjects(&format!("/api/contacts/{client}")).await;
+    rig.crm.synced_after(id, now()).await;
+    let got = rig.crm.subjects(&format!("/api/contacts/{client}")).await;
     assert_eq!(got.iter().filter(|s| *s == "bulk 7").count(), 1);
     assert_eq!(got.len(), expected.len());
-    let a = rig.account(id).await;
+    let a = rig.crm.account(id).await;
     assert_eq!(a["mail"]["stored"], expected.len() as i64, "{a}");
 }
 
@@ -607,12 +548,12 @@ async fn the_spamassassin_corpus_syncs_without_loss() {
     rig.dovecot.seed(ALICE, "INBOX", &seeded);
     let mut contacts = Vec::new();
     for (_, from, _) in CHARSET_SAMPLES {
-        contacts.push(rig.contact(from, from).await);
+        contacts.push(rig.crm.contact(from, from).await);
     }
     let id = rig
         .connect(rig.settings(), json!({"password": PASSWORD}))
         .await;
-    let a = rig.synced_after(id, 0).await;
+    let a = rig.crm.synced_after(id, 0).await;
 
     // Every message is accounted for: indexed, or skipped with its reason.
     let (seen, failed) = (
@@ -629,11 +570,12 @@ async fn the_spamassassin_corpus_syncs_without_loss() {
     // Subjects and senders decoded from their charsets.
     for ((file, from, subject), contact) in CHARSET_SAMPLES.iter().zip(&contacts) {
         let (code, emails) = rig
+            .crm
             .api
             .call(
                 "GET",
                 &format!("/api/contacts/{contact}/emails?limit=500"),
-                &rig.admin,
+                &rig.crm.token,
                 None,
             )
             .await;

@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use mailroom_crm::accounts::{self, Account, Change, Connect};
 use mailroom_crm::messages::{self, Counts};
 use mailroom_runtime::{AccountInput, CallError, Outgoing, ProviderError, Secret, Secrets};
-use mailroom_sync::{StartError, SyncStatus, schedule_now, start_run, status};
+use mailroom_sync::{Renew, StartError, Starter, SyncStatus, schedule_now, status};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -69,7 +69,7 @@ pub async fn skipped(
 }
 
 /// Check the settings against the plugin's form and sign in once.
-async fn verify(
+pub(crate) async fn verify(
     state: &AppState,
     provider: &str,
     address: &str,
@@ -206,7 +206,11 @@ async fn reverify(s: &AppState, account: &Account, change: &Change) -> Result<()
     }
     let secrets = match &change.secrets {
         Some(new) => new.clone(),
-        None => accounts::secrets(&s.db, &s.vault, account.id).await?,
+        None => accounts::secrets(&s.db, &s.vault, account.id)
+            .await?
+            .into_iter()
+            .filter(|(name, _)| !mailroom_oauth::is_host_only(name))
+            .collect(),
     };
     let settings = change.settings.as_ref().unwrap_or(&account.settings);
     verify(s, &account.provider, &account.address, settings, &secrets).await
@@ -236,6 +240,8 @@ pub async fn disconnect(
     CurrentUser(user): CurrentUser,
     IdPath(id): IdPath,
 ) -> Result<StatusCode, ApiError> {
+    let account = accounts::get_owned(&s.db, &s.vault, &user, id).await?;
+    crate::oauth::revoke(&s, &account).await;
     accounts::disconnect(&s.db, &s.vault, &user, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -319,7 +325,15 @@ pub async fn send(
         recipients: to.into_iter().chain(cc).collect(),
         raw: composed.raw,
     };
-    let mut run = start_run(&s.db, &s.vault, &s.registry, &s.grant, &account, &plugin)
+    let starter = Starter {
+        db: &s.db,
+        vault: &s.vault,
+        registry: &s.registry,
+        grant: &s.grant,
+        oauth: &s.oauth,
+    };
+    let mut run = starter
+        .start(&account, &plugin, Renew::IfExpiring)
         .await
         .map_err(|e| match e {
             StartError::Crm(e) => ApiError::from(e),

@@ -69,6 +69,11 @@ impl ApiError {
         Self::new(StatusCode::FORBIDDEN, why)
     }
 
+    /// The status and the message, for answers that are not JSON (pages).
+    pub fn into_parts(self) -> (StatusCode, String) {
+        (self.status, self.body.error)
+    }
+
     /// 500, logged; the client sees no detail.
     pub fn internal(e: impl std::fmt::Display) -> Self {
         tracing::error!(error = %e, "request failed");

@@ -3,16 +3,18 @@
 //! JSON over axum: sign-in sessions and API tokens, contacts and deals
 //! (created, changed, deleted and bulk-imported by the CRM), connected
 //! accounts (connect, change, re-authorise, disconnect) with their sync
-//! status, and the contact and deal timelines, each answering only what the
-//! caller may see. The OpenAPI document is served at `/api/openapi.json`.
+//! status, the OAuth consent flow and its callback ("Connect Gmail"), and
+//! the contact and deal timelines, each answering only what the caller may
+//! see. The OpenAPI document is served at `/api/openapi.json`.
 //! This layer validates, authorises and translates; the rules live in
 //! `mailroom-crm` and `mailroom-sync`, and it writes no table but its own
-//! `auth_tokens`.
+//! `auth_tokens` and `oauth_flows`.
 
 mod accounts;
 mod auth;
 mod crm;
 mod error;
+mod oauth;
 mod openapi;
 mod plugins;
 
@@ -20,6 +22,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::{get, post};
+use mailroom_oauth::OAuth;
 use mailroom_runtime::{OperatorGrant, Registry};
 use mailroom_store::Db;
 use mailroom_vault::Vault;
@@ -39,6 +42,8 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     /// What the operator grants plugins.
     pub grant: OperatorGrant,
+    /// The OAuth providers ("Connect Gmail").
+    pub oauth: Arc<OAuth>,
 }
 
 /// The whole API.
@@ -87,6 +92,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/accounts/{id}/send", post(accounts::send))
         .route("/api/accounts/{id}/skipped", get(accounts::skipped))
+        .route("/api/oauth/{provider}", post(oauth::begin))
+        .route("/oauth/{provider}/callback", get(oauth::callback))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .with_state(state)
 }

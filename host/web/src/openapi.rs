@@ -5,7 +5,7 @@ use utoipa::openapi::path::Operation;
 use utoipa::openapi::{Content, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use crate::{accounts, auth, crm, error, plugins};
+use crate::{accounts, auth, crm, error, oauth, plugins};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -44,6 +44,7 @@ use crate::{accounts, auth, crm, error, plugins};
         accounts::disconnect,
         accounts::send,
         accounts::skipped,
+        oauth::begin,
         plugins::list,
     ),
     components(schemas(error::ErrorBody)),

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use serde_json::json;
+
 use mailroom_test_support::db::{Kind, TestDb};
 use mailroom_test_support::plugin;
 use serde_json::Value;
@@ -173,5 +175,95 @@ impl Api {
             status,
             serde_json::from_str(&text).unwrap_or(Value::String(text)),
         )
+    }
+}
+
+/// One signed-in caller of a running server's API, with the waits and
+/// reads the end-to-end tests share.
+pub struct Crm {
+    pub api: Api,
+    pub token: String,
+    /// The server's log, shown when a wait times out.
+    pub log: PathBuf,
+}
+
+impl Crm {
+    pub async fn post(&self, path: &str, body: Value) -> Value {
+        let (code, v) = self.api.call("POST", path, &self.token, Some(body)).await;
+        assert!(code == 201 || code == 200, "{path}: {code} {v}");
+        v
+    }
+
+    pub async fn contact(&self, name: &str, email: &str) -> i64 {
+        self.post("/api/contacts", json!({"name": name, "emails": [email]}))
+            .await["id"]
+            .as_i64()
+            .unwrap()
+    }
+
+    /// Wait until a record's Emails tab shows `subject`; `why` says what failed.
+    pub async fn wait_for_subject(&self, record: &str, subject: &str, why: impl Fn() -> String) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.subjects(record).await.iter().any(|s| s == subject) {
+            assert!(
+                Instant::now() < deadline,
+                "`{subject}` never reached {record}: {}",
+                why()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    pub async fn account(&self, id: i64) -> Value {
+        let (code, a) = self
+            .api
+            .call("GET", &format!("/api/accounts/{id}"), &self.token, None)
+            .await;
+        assert_eq!(code, 200, "{a}");
+        a
+    }
+
+    /// Wait until the account's sync satisfies `done`; its last state.
+    pub async fn wait(&self, id: i64, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let a = self.account(id).await;
+            if done(&a["sync"]) {
+                return a;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "waiting for {what}: {a}\n{}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Wait for a completed sync that started after `after` (Unix seconds).
+    pub async fn synced_after(&self, id: i64, after: i64) -> Value {
+        self.wait(id, "a sync after now", |s| {
+            s["phase"] == "active" && s["last_sync_at"].as_i64().is_some_and(|t| t > after)
+        })
+        .await
+    }
+
+    /// The subjects on a contact's or deal's Emails tab.
+    pub async fn subjects(&self, record: &str) -> Vec<String> {
+        let (code, list) = self
+            .api
+            .call(
+                "GET",
+                &format!("{record}/emails?limit=500"),
+                &self.token,
+                None,
+            )
+            .await;
+        assert_eq!(code, 200, "{list}");
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["subject"].as_str().unwrap().to_string())
+            .collect()
     }
 }

@@ -1,0 +1,410 @@
+//! The Gmail plugin end to end, through `mailroom serve`, its HTTP API and
+//! the Google sign-in, against the Gmail emulator (Google's OAuth endpoints
+//! and the Gmail API, held to Google's description by the emulator's own
+//! tests). The host serves `https://gmail.googleapis.com` from the
+//! emulator's base URL; the plugin and its grant are the production ones.
+
+mod common;
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::{Api, Crm, Server, Site};
+use gmail_emulator::{Client, Emulator, Fault};
+use mailroom_test_support::db::Kind;
+use mailroom_test_support::plugin;
+use serde_json::{Value, json};
+
+const ANN: &str = "ann@gmail.test";
+const BOB: &str = "bob@client.test";
+const DAY: i64 = 86_400;
+const CLIENT_ID: &str = "mailroom-test.apps.googleusercontent.com";
+const CLIENT_SECRET: &str = "GOCSPX-emulator-secret";
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+fn letter(from: &str, to: &str, subject: &str, at: i64) -> Vec<u8> {
+    let date = httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(at as u64));
+    format!(
+        "Message-ID: <{}@gmail.test>\r\nFrom: {from}\r\nTo: {to}\r\nSubject: {subject}\r\n\
+         Date: {date}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nAbout {subject}.\r\n",
+        subject.replace(' ', "-")
+    )
+    .into_bytes()
+}
+
+struct Rig {
+    gmail: Emulator,
+    site: Site,
+    _server: Server,
+    crm: Crm,
+    http: reqwest::Client,
+}
+
+impl Rig {
+    async fn new() -> Rig {
+        let gmail = Emulator::start().await.expect("emulator");
+        gmail.add_user(ANN);
+        let site = Site::new(Kind::Sqlite).await;
+        let out = site.run(
+            &["plugin", "install", plugin("gmail").to_str().unwrap()],
+            &[],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let (_, token) = site.user("owner@crm.test", "admin", true);
+        let base_url = format!("https://gmail.googleapis.com={}", gmail.url());
+        let server = site.serve_with(&[
+            ("MAILROOM_GRANT_PRIVATE", "127.0.0.0/8"),
+            ("MAILROOM_SYNC_INTERVAL", "2"),
+            ("MAILROOM_RETRY_SECONDS", "1"),
+            ("MAILROOM_BASE_URLS", &base_url),
+            ("MAILROOM_GOOGLE_CLIENT_ID", CLIENT_ID),
+            ("MAILROOM_GOOGLE_CLIENT_SECRET", CLIENT_SECRET),
+            ("MAILROOM_GOOGLE_AUTHORIZE_URL", &gmail.authorize_url()),
+            ("MAILROOM_GOOGLE_TOKEN_URL", &gmail.token_url()),
+            ("MAILROOM_GOOGLE_REVOKE_URL", &gmail.revoke_url()),
+        ]);
+        gmail.register_client(Client {
+            id: CLIENT_ID.into(),
+            secret: CLIENT_SECRET.into(),
+            redirect_uris: vec![format!("{}/oauth/gmail/callback", server.base)],
+        });
+        let crm = Crm {
+            api: Api {
+                http: reqwest::Client::new(),
+                base: server.base.clone(),
+            },
+            token: token.unwrap(),
+            log: site.log(),
+        };
+        Rig {
+            gmail,
+            site,
+            _server: server,
+            crm,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Begin the consent flow (for `account`, or a new account), answer the
+    /// consent page as `email` with `decision`, and follow the redirect back
+    /// to the host: the callback page's status and text.
+    async fn sign_in(&self, account: Option<i64>, email: &str, decision: &str) -> (u16, String) {
+        let body = match account {
+            Some(id) => json!({"account_id": id}),
+            None => json!({}),
+        };
+        let begun = self.crm.post("/api/oauth/gmail", body).await;
+        let url = reqwest::Url::parse(begun["authorize_url"].as_str().unwrap()).unwrap();
+        let query: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+        let get = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        assert_eq!(
+            get("code_challenge_method").as_deref(),
+            Some("S256"),
+            "PKCE: {url}"
+        );
+        assert_eq!(get("access_type").as_deref(), Some("offline"), "{url}");
+        assert!(get("scope").unwrap().contains("gmail.modify"), "{url}");
+        let page = self.http.get(url.clone()).send().await.unwrap();
+        assert_eq!(page.status(), 200);
+        assert!(page.text().await.unwrap().contains("Choose an account"));
+        // Submit the consent form as a browser would: its hidden fields are the request's.
+        let mut form: Vec<(String, String)> = query
+            .into_iter()
+            .filter(|(k, _)| {
+                [
+                    "client_id",
+                    "redirect_uri",
+                    "scope",
+                    "state",
+                    "code_challenge",
+                    "code_challenge_method",
+                ]
+                .contains(&k.as_str())
+            })
+            .collect();
+        form.push(("email".into(), email.into()));
+        form.push(("decision".into(), decision.into()));
+        let back = self
+            .http
+            .post(self.gmail.authorize_url())
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        let status = back.status().as_u16();
+        (status, back.text().await.unwrap())
+    }
+
+    async fn accounts(&self) -> Vec<Value> {
+        let (code, list) = self
+            .crm
+            .api
+            .call("GET", "/api/accounts", &self.crm.token, None)
+            .await;
+        assert_eq!(code, 200, "{list}");
+        list.as_array().unwrap().clone()
+    }
+
+    async fn wait_for(&self, record: &str, subject: &str) {
+        let log = self.site.log();
+        self.crm
+            .wait_for_subject(record, subject, || {
+                std::fs::read_to_string(&log).unwrap_or_default()
+            })
+            .await;
+    }
+
+    /// Each subject on a record's Emails tab, which must hold no duplicates.
+    async fn subjects_once(&self, record: &str) -> Vec<String> {
+        let mut subjects = self.crm.subjects(record).await;
+        let n = subjects.len();
+        subjects.sort();
+        subjects.dedup();
+        assert_eq!(subjects.len(), n, "duplicates on {record}: {subjects:?}");
+        subjects
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gmail_signs_in_backfills_follows_history_throttles_reauthorises_and_sends() {
+    let rig = Rig::new().await;
+    let t0 = now();
+    let bob = rig.crm.contact("Bob", BOB).await;
+    let deal = rig
+        .crm
+        .post(
+            "/api/deals",
+            json!({"title": "Bob's deal", "primary_contact_id": bob}),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let (bob_tab, deal_tab) = (format!("/api/contacts/{bob}"), format!("/api/deals/{deal}"));
+
+    // A mailbox with mail on both sides of the 365-day edge, spam, trash, a
+    // sent message and mail from a stranger.
+    let g = &rig.gmail;
+    g.deliver(
+        ANN,
+        &letter(BOB, ANN, "too old", t0 - 366 * DAY),
+        &["INBOX"],
+        t0 - 366 * DAY,
+    );
+    g.deliver(
+        ANN,
+        &letter(BOB, ANN, "just in", t0 - 364 * DAY),
+        &["INBOX"],
+        t0 - 364 * DAY,
+    );
+    let recent = g.deliver(
+        ANN,
+        &letter(BOB, ANN, "recent", t0 - 2 * DAY),
+        &["INBOX", "UNREAD"],
+        t0 - 2 * DAY,
+    );
+    g.deliver(
+        ANN,
+        &letter(BOB, ANN, "spam", t0 - DAY),
+        &["SPAM"],
+        t0 - DAY,
+    );
+    g.deliver(
+        ANN,
+        &letter(BOB, ANN, "trash", t0 - DAY),
+        &["TRASH"],
+        t0 - DAY,
+    );
+    g.deliver(
+        ANN,
+        &letter(ANN, BOB, "we wrote", t0 - DAY),
+        &["SENT"],
+        t0 - DAY,
+    );
+    g.deliver(
+        ANN,
+        &letter("x@stranger.test", ANN, "stranger", t0 - DAY),
+        &["INBOX"],
+        t0 - DAY,
+    );
+
+    // A refused consent connects nothing.
+    let (code, page) = rig.sign_in(None, ANN, "deny").await;
+    assert_eq!(code, 400, "{page}");
+    assert!(page.contains("not completed"), "{page}");
+    assert!(rig.accounts().await.is_empty());
+
+    // "Connect Gmail": consent, callback, tokens sealed, backfill.
+    let (code, page) = rig.sign_in(None, ANN, "allow").await;
+    assert_eq!(code, 200, "{page}");
+    assert!(page.contains(ANN), "{page}");
+    let accounts = rig.accounts().await;
+    assert_eq!(accounts.len(), 1);
+    let id = accounts[0]["id"].as_i64().unwrap();
+    assert_eq!(accounts[0]["provider"], "gmail");
+    assert_eq!(accounts[0]["address"], ANN);
+    rig.crm
+        .wait(id, "the backfill", |s| s["phase"] == "active")
+        .await;
+    let expected = ["just in", "recent", "we wrote"];
+    for tab in [&bob_tab, &deal_tab] {
+        assert_eq!(rig.subjects_once(tab).await, expected, "{tab}");
+    }
+    // Exactly the window's messages were fetched: spam and trash were not even listed.
+    assert_eq!(
+        g.calls().get("gmail.users.messages.get"),
+        Some(&4),
+        "{:?}",
+        g.calls()
+    );
+
+    // New mail arrives within a poll interval or so.
+    g.deliver(ANN, &letter(BOB, ANN, "new one", now()), &["INBOX"], now());
+    let asked = Instant::now();
+    rig.wait_for(&bob_tab, "new one").await;
+    assert!(
+        asked.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        asked.elapsed()
+    );
+
+    // A deletion reported by the history leaves the timelines.
+    assert!(g.delete(ANN, &recent));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while rig
+        .crm
+        .subjects(&bob_tab)
+        .await
+        .iter()
+        .any(|s| s == "recent")
+    {
+        assert!(Instant::now() < deadline, "the deleted message stayed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // An expired history id: the window is synced again, with no duplicates.
+    g.expire_history(ANN);
+    g.deliver(
+        ANN,
+        &letter(BOB, ANN, "after expiry", now()),
+        &["INBOX"],
+        now(),
+    );
+    rig.wait_for(&bob_tab, "after expiry").await;
+    assert_eq!(
+        rig.subjects_once(&bob_tab).await,
+        ["after expiry", "just in", "new one", "we wrote"]
+    );
+
+    // Throttling: 429 with Retry-After, then a 403 rate limit and a 503: the
+    // engine waits as told and then goes on.
+    g.fail_next(1, Fault::too_many_requests(Some(4)));
+    g.fail_next(1, Fault::user_rate_limit(Some(1)));
+    g.fail_next(1, Fault::unavailable());
+    let throttled = Instant::now();
+    g.deliver(
+        ANN,
+        &letter(BOB, ANN, "after throttling", now()),
+        &["INBOX"],
+        now(),
+    );
+    let seen = rig
+        .crm
+        .wait(id, "the rate-limit error", |s| s["phase"] == "error")
+        .await;
+    assert!(
+        seen["sync"]["error"].as_str().unwrap().contains("rate"),
+        "{seen}"
+    );
+    rig.wait_for(&bob_tab, "after throttling").await;
+    assert!(
+        throttled.elapsed() >= Duration::from_secs(4),
+        "Retry-After not honoured: {:?}",
+        throttled.elapsed()
+    );
+
+    // An access token cut short is renewed with the refresh token; the account stays active.
+    g.expire_access_tokens(ANN);
+    g.deliver(
+        ANN,
+        &letter(BOB, ANN, "after renewal", now()),
+        &["INBOX"],
+        now(),
+    );
+    rig.wait_for(&bob_tab, "after renewal").await;
+    assert_eq!(rig.crm.account(id).await["sync"]["phase"], "active");
+
+    // Revoked at Google: reauth_required, mail waits; "Update authentication" resumes.
+    g.revoke(ANN);
+    let a = rig
+        .crm
+        .wait(id, "reauth_required", |s| s["phase"] == "reauth_required")
+        .await;
+    assert!(a["sync"]["error"].as_str().unwrap().contains("sign"), "{a}");
+    g.deliver(
+        ANN,
+        &letter(BOB, ANN, "while revoked", now()),
+        &["INBOX"],
+        now(),
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        !rig.crm
+            .subjects(&bob_tab)
+            .await
+            .iter()
+            .any(|s| s == "while revoked")
+    );
+    let (code, page) = rig
+        .sign_in(Some(id), "someone.else@gmail.test", "allow")
+        .await;
+    assert_eq!(
+        code, 400,
+        "signing in as another address must be refused: {page}"
+    );
+    let (code, page) = rig.sign_in(Some(id), ANN, "allow").await;
+    assert_eq!(code, 200, "{page}");
+    rig.wait_for(&bob_tab, "while revoked").await;
+    rig.crm
+        .wait(id, "active again", |s| s["phase"] == "active")
+        .await;
+
+    // Send: through users.messages.send, into Sent mail, onto the timelines.
+    let (code, sent) = rig
+        .crm
+        .api
+        .call(
+            "POST",
+            &format!("/api/accounts/{id}/send"),
+            &rig.crm.token,
+            Some(json!({"to": [BOB], "subject": "Proposal from Gmail", "text": "Here it is."})),
+        )
+        .await;
+    assert_eq!(code, 202, "{sent}");
+    let provider_id = sent["provider_id"].as_str().unwrap().to_string();
+    let copy = g
+        .messages(ANN)
+        .into_iter()
+        .find(|(mid, _, _)| *mid == provider_id)
+        .expect("the sent copy is in Gmail");
+    assert_eq!(copy.1, vec!["SENT".to_string()]);
+    assert!(String::from_utf8_lossy(&copy.2).contains("Subject: Proposal from Gmail"));
+    rig.wait_for(&bob_tab, "Proposal from Gmail").await;
+    rig.wait_for(&deal_tab, "Proposal from Gmail").await;
+    rig.subjects_once(&deal_tab).await;
+
+    // No token ever reached the log.
+    let log = std::fs::read_to_string(rig.site.log()).unwrap();
+    assert!(
+        !log.contains("ya29.") && !log.contains("1//0g"),
+        "a token was logged"
+    );
+}
