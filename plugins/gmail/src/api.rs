@@ -204,7 +204,9 @@ impl Api {
             Some(json) => builder
                 .header("content-type", "application/json")
                 .body(Body::from(json)),
-            None => builder.body(Body::empty()),
+            // A body that ends without a write: the host may finish a GET (and
+            // close its body stream) before the plugin would write zero bytes.
+            None => builder.body(Body::from_stream(futures_util::stream::empty::<Vec<u8>>())),
         }
         .map_err(|e| Failure::Transport(format!("request to {path}: {e}")))?;
         let response = self
