@@ -10,18 +10,13 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use mailroom_crm::accounts::{self, Connect};
-use mailroom_crm::contacts::{self, ContactInput};
+use bench_support::Backfill;
 use mailroom_crm::index::ContactIndex;
-use mailroom_crm::users::{self, NewUser, Plan, Role};
 use mailroom_runtime::{
     AccountInput, OperatorGrant, Registry, Runtime, RuntimeConfig, Secrets, Window,
 };
-use mailroom_store::Db;
-use mailroom_sync::{Engine, EngineConfig, schedule_now};
-use mailroom_vault::Vault;
 
 const MESSAGES: usize = 100_000;
 const PAGE: usize = 500;
@@ -46,52 +41,24 @@ fn settings() -> BTreeMap<String, String> {
     ])
 }
 
-async fn ingest(registry: Arc<Registry>, dir: &std::path::Path) -> (f64, u64) {
-    let db = Db::open(&format!("sqlite:{}", dir.join("bench.db").display()))
-        .await
-        .expect("database");
-    let vault = Arc::new(
-        Vault::from_base64("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", "bench").expect("key"),
-    );
-    let owner = users::create(
-        &db,
-        NewUser::new("owner@corp.test", Role::Member, Plan::Lite),
-    )
-    .await
-    .expect("user");
+/// The engine taking the plugin's mailbox into a SQLite file: messages per
+/// second, and how many were stored (the rest were only indexed).
+async fn ingest(dir: &std::path::Path) -> (f64, u64) {
     // Four in five correspondents are contacts: their mail is stored, the rest only indexed.
-    let items: Vec<ContactInput> = (0..CORRESPONDENTS)
+    let contacts = (0..CORRESPONDENTS)
         .filter(|i| i % 5 != 4)
-        .map(|i| ContactInput {
-            emails: Some(vec![format!("person{i}@client{}.test", i % 7)]),
-            ..Default::default()
-        })
+        .map(|i| format!("person{i}@client{}.test", i % 7))
         .collect();
-    contacts::import(&db, &items).await.expect("contacts");
-    let account = accounts::connect(
-        &db,
-        &vault,
-        &owner,
-        &Connect::new("scripted", "owner@corp.test", settings(), BTreeMap::new()),
-    )
-    .await
-    .expect("account");
-    schedule_now(&db, account.id).await.expect("schedule");
-    let engine = Engine::new(
-        db.clone(),
-        vault,
-        registry,
-        EngineConfig {
-            lease: Duration::from_secs(3600),
-            ..EngineConfig::default()
-        },
-    );
-    let start = Instant::now();
-    engine.run_until_idle().await.expect("sync");
-    let secs = start.elapsed().as_secs_f64();
-    let counts = mailroom_crm::messages::counts(&db, account.id)
-        .await
-        .expect("counts");
+    let backfill = Backfill {
+        plugin: "scripted",
+        address: "owner@corp.test".into(),
+        settings: settings(),
+        secrets: BTreeMap::new(),
+        grant: OperatorGrant::default(),
+        extra_ca: None,
+        contacts,
+    };
+    let (secs, counts) = backfill.run(dir).await;
     assert_eq!(counts.seen as usize, MESSAGES, "every message was taken in");
     (MESSAGES as f64 / secs, counts.stored as u64)
 }
@@ -189,7 +156,7 @@ async fn main() {
         .expect("scripted");
 
     eprintln!("ingesting {MESSAGES} scripted messages into SQLite…");
-    let (ingest_rate, stored) = ingest(registry.clone(), dir.path()).await;
+    let (ingest_rate, stored) = ingest(&dir.path().join("ingest")).await;
     let (raws, plugin_rate) = raw_messages(&runtime, &registry).await;
     assert_eq!(raws.len(), MESSAGES);
     let parse_rate = parse_only(&raws);

@@ -19,76 +19,20 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
-use mailroom_crm::accounts::{self, Connect};
-use mailroom_crm::contacts::{self, ContactInput};
-use mailroom_crm::users::{self, NewUser, Plan, Role};
+use bench_support::{Backfill, DAY, ROUNDS, mailbox, median, now};
 use mailroom_runtime::{
     AccountInput, OperatorGrant, Registry, Runtime, RuntimeConfig, Secret, Secrets, Window,
 };
-use mailroom_store::Db;
-use mailroom_sync::{Engine, EngineConfig, schedule_now};
 use mailroom_test_support::dovecot::Dovecot;
-use mailroom_vault::Vault;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const MESSAGES: usize = 10_000;
-/// How many times each tool runs; the median is reported.
-const ROUNDS: usize = 3;
-const CONTACTS: usize = 100;
 const USER: &str = "bench@corp.test";
 const PASSWORD: &str = "Bench-Passw0rd-2718";
-const DAY: i64 = 86_400;
-
-fn contact(i: usize) -> String {
-    format!("contact{i}@client{}.test", i % 7)
-}
-
-/// The corpus message with its own identity: unique Message-ID, a contact as
-/// sender, the account as recipient (the originals' lines for these dropped).
-fn restamp(raw: &[u8], n: usize) -> Vec<u8> {
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|i| i + 2)
-        .or_else(|| raw.windows(2).position(|w| w == b"\n\n").map(|i| i + 1))
-        .unwrap_or(raw.len());
-    let (head, body) = raw.split_at(split);
-    let mut out = format!(
-        "Message-ID: <bench-{n}@mailroom.bench>\r\nFrom: {}\r\nTo: {USER}\r\n",
-        contact(n % CONTACTS)
-    )
-    .into_bytes();
-    let mut dropping = false;
-    for line in head.split_inclusive(|b| *b == b'\n') {
-        let folded = line.first().is_some_and(|b| *b == b' ' || *b == b'\t');
-        if !folded {
-            let lower = line.to_ascii_lowercase();
-            dropping = ["message-id:", "from:", "to:", "cc:"]
-                .iter()
-                .any(|h| lower.starts_with(h.as_bytes()));
-        }
-        if !dropping {
-            out.extend_from_slice(line);
-        }
-    }
-    out.extend_from_slice(body);
-    out
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(0.0)
-}
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
 
 /// The bare client: sign in, `UID FETCH 1:* BODY.PEEK[]`, discard; bytes read.
 async fn raw_fetch(dovecot: &Dovecot) -> usize {
@@ -236,79 +180,28 @@ fn grant() -> OperatorGrant {
     }
 }
 
-/// The sync engine backfilling the account: seconds, and the account's mail counts.
+/// The sync engine backfilling the account.
 async fn mailroom(dovecot: &Dovecot, dir: &Path) -> (f64, mailroom_crm::messages::Counts) {
-    let runtime = Runtime::new(RuntimeConfig {
-        cache_dir: Some(dir.parent().unwrap_or(dir).join("cache")),
+    Backfill {
+        plugin: "imap",
+        address: USER.into(),
+        settings: imap_settings(dovecot),
+        secrets: BTreeMap::from([("password".to_string(), PASSWORD.to_string())]),
+        grant: grant(),
         extra_ca: Some(dovecot.ca.ca_file()),
-        ..RuntimeConfig::default()
-    })
-    .expect("runtime");
-    let registry = Arc::new(Registry::new(runtime));
-    registry
-        .install(mailroom_test_support::plugin_bytes("imap"))
-        .await
-        .expect("the imap plugin");
-    let db = Db::open(&format!("sqlite:{}", dir.join("bench.db").display()))
-        .await
-        .expect("database");
-    let vault = Arc::new(
-        Vault::from_base64("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", "bench").expect("key"),
-    );
-    let owner = users::create(&db, NewUser::new(USER, Role::Member, Plan::Lite))
-        .await
-        .expect("user");
-    let items: Vec<ContactInput> = (0..CONTACTS)
-        .map(|i| ContactInput {
-            emails: Some(vec![contact(i)]),
-            ..Default::default()
-        })
-        .collect();
-    contacts::import(&db, &items).await.expect("contacts");
-    let settings = imap_settings(dovecot);
-    let secrets = BTreeMap::from([("password".to_string(), PASSWORD.to_string())]);
-    let account = accounts::connect(
-        &db,
-        &vault,
-        &owner,
-        &Connect::new("imap", USER, settings, secrets),
-    )
+        contacts: bench_support::contacts(),
+    }
+    .run(dir)
     .await
-    .expect("account");
-    schedule_now(&db, account.id).await.expect("schedule");
-    let engine = Engine::new(
-        db.clone(),
-        vault,
-        registry,
-        EngineConfig {
-            lease: Duration::from_secs(3600),
-            grant: grant(),
-            ..EngineConfig::default()
-        },
-    );
-    let start = Instant::now();
-    engine.run_until_idle().await.expect("sync");
-    let secs = start.elapsed().as_secs_f64();
-    let counts = mailroom_crm::messages::counts(&db, account.id)
-        .await
-        .expect("counts");
-    (secs, counts)
 }
 
 #[tokio::main]
 async fn main() {
+    bench_support::init_log();
     let dir = tempfile::tempdir().expect("temp dir");
-    let corpus = mailroom_test_support::corpus::messages();
     let dovecot = Dovecot::start();
     dovecot.add_user(USER, PASSWORD);
-    let t0 = now();
-    let spread = 300 * DAY / MESSAGES as i64;
-    let mail: Vec<(Vec<u8>, i64)> = (0..MESSAGES)
-        .map(|n| {
-            let (_, raw) = &corpus[n % corpus.len()];
-            (restamp(raw, n), t0 - 3600 - n as i64 * spread)
-        })
-        .collect();
+    let mail = mailbox(MESSAGES, USER);
     let bytes: usize = mail.iter().map(|(m, _)| m.len()).sum();
     dovecot.seed(USER, "INBOX", &mail);
     eprintln!(
