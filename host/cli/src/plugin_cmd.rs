@@ -49,6 +49,9 @@ pub enum PluginCommand {
         /// Allow secrets over unencrypted connections.
         #[arg(long)]
         plaintext_credentials: bool,
+        /// Serve a declared HTTP origin from another base URL, ORIGIN=BASE_URL (repeatable).
+        #[arg(long = "base-url", value_name = "ORIGIN=BASE_URL")]
+        base_urls: Vec<mailroom_policy::Origin>,
         /// How far back to sync, in days.
         #[arg(long, default_value_t = 365)]
         days: i64,
@@ -67,13 +70,14 @@ pub async fn run(home: &Home, command: PluginCommand) -> anyhow::Result<ExitCode
             secrets,
             private,
             plaintext_credentials,
+            base_urls,
             days,
         } => {
             let grant = OperatorGrant {
                 endpoints: None,
                 private_networks: private,
                 plaintext_credentials,
-                origins: Vec::new(),
+                origins: base_urls,
             };
             let account = AccountInput {
                 id: "cli".into(),

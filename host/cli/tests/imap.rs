@@ -139,24 +139,8 @@ async fn imap_backfill_incremental_reauth_resync_and_send() {
     let lost = rig.crm.contact("Lost", "lost@x.test").await;
     let other = rig.crm.contact("Other", "other@x.test").await;
     let own = rig.crm.contact("Alice herself", ALICE).await;
-    let open_deal = rig
-        .crm
-        .post(
-            "/api/deals",
-            json!({"title": "Open", "primary_contact_id": client}),
-        )
-        .await["id"]
-        .as_i64()
-        .unwrap();
-    let lost_deal = rig
-        .crm
-        .post(
-            "/api/deals",
-            json!({"title": "Lost", "status": "lost", "primary_contact_id": lost}),
-        )
-        .await["id"]
-        .as_i64()
-        .unwrap();
+    let open_deal = rig.crm.deal("Open", client, None).await;
+    let lost_deal = rig.crm.deal("Lost", lost, Some("lost")).await;
 
     // Fourteen months of mail in INBOX and Sent, to and from the contacts and
     // a stranger; none within two days of the window's edge.

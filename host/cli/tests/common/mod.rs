@@ -202,6 +202,15 @@ impl Crm {
     }
 
     /// Wait until a record's Emails tab shows `subject`; `why` says what failed.
+    /// A deal with `primary` as its primary contact (and `status`, when given); its id.
+    pub async fn deal(&self, title: &str, primary: i64, status: Option<&str>) -> i64 {
+        let mut body = json!({"title": title, "primary_contact_id": primary});
+        if let Some(status) = status {
+            body["status"] = json!(status);
+        }
+        self.post("/api/deals", body).await["id"].as_i64().unwrap()
+    }
+
     pub async fn wait_for_subject(&self, record: &str, subject: &str, why: impl Fn() -> String) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while !self.subjects(record).await.iter().any(|s| s == subject) {
