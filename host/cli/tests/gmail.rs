@@ -393,6 +393,21 @@ async fn gmail_signs_in_backfills_follows_history_throttles_reauthorises_and_sen
     rig.wait_for(&deal_tab, "Proposal from Gmail").await;
     rig.subjects_once(&deal_tab).await;
 
+    // Disconnecting revokes the grant at Google.
+    assert!(g.active_grants(ANN) > 0);
+    let (code, _) = rig
+        .crm
+        .api
+        .call(
+            "DELETE",
+            &format!("/api/accounts/{id}"),
+            &rig.crm.token,
+            None,
+        )
+        .await;
+    assert_eq!(code, 204);
+    assert_eq!(g.active_grants(ANN), 0, "the grant outlived the account");
+
     // No token ever reached the log.
     let log = std::fs::read_to_string(rig.site.log()).unwrap();
     assert!(

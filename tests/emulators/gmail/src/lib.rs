@@ -313,6 +313,11 @@ impl Emulator {
         lock(&self.state).oauth.expire_access(email);
     }
 
+    /// How many of a mailbox's grants (consents) are not revoked.
+    pub fn active_grants(&self, email: &str) -> usize {
+        lock(&self.state).oauth.active_grants(&email.to_lowercase())
+    }
+
     /// How many calls each method has answered (by discovery id).
     pub fn calls(&self) -> BTreeMap<&'static str, u64> {
         lock(&self.state).calls.clone()

@@ -289,6 +289,14 @@ impl Server {
         }
     }
 
+    /// How many grants of a mailbox are not revoked.
+    pub fn active_grants(&self, email: &str) -> usize {
+        self.grants
+            .iter()
+            .filter(|g| g.email == email && !g.revoked)
+            .count()
+    }
+
     /// Make every access token of a mailbox expire now (refresh tokens stay good).
     pub fn expire_access(&mut self, email: &str) {
         let now = Instant::now();
@@ -297,5 +305,56 @@ impl Server {
                 *until = now;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_code_needs_its_verifier_and_revoking_ends_the_grant() {
+        let mut s = Server::default();
+        let cb = "http://app.test/cb";
+        s.register(Client {
+            id: "c".into(),
+            secret: "s".into(),
+            redirect_uris: vec![cb.into()],
+        });
+        let verifier = "v".repeat(43);
+        let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+        let pkce = || Some((challenge.clone(), "S256".to_string()));
+        assert!(
+            s.approve("a@x.test", "c", "http://evil.test/cb", "email", pkce())
+                .is_err()
+        );
+        let code = s.approve("a@x.test", "c", cb, "email", pkce()).unwrap();
+        let wrong = s.exchange("c", "s", &code, cb, Some("not-the-verifier"));
+        assert_eq!(wrong.map(|_| ()).map_err(|e| e.error), Err("invalid_grant"));
+        let code = s.approve("a@x.test", "c", cb, "email", pkce()).unwrap();
+        assert!(
+            s.exchange("c", "wrong secret", &code, cb, Some(&verifier))
+                .is_err()
+        );
+        let code = s.approve("a@x.test", "c", cb, "email", pkce()).unwrap();
+        let t = s.exchange("c", "s", &code, cb, Some(&verifier)).unwrap();
+        assert!(
+            s.exchange("c", "s", &code, cb, Some(&verifier)).is_err(),
+            "a code is good once"
+        );
+        assert_eq!(s.authorize(&t.access_token), Some("a@x.test"));
+        let refresh = t.refresh_token.unwrap();
+        let renewed = s.refresh("c", "s", &refresh).unwrap();
+        assert!(
+            s.revoke_token(&renewed.access_token),
+            "revoking an access token revokes the grant"
+        );
+        assert_eq!(
+            s.refresh("c", "s", &refresh)
+                .map(|_| ())
+                .map_err(|e| e.error),
+            Err("invalid_grant")
+        );
+        assert_eq!(s.authorize(&t.access_token), None);
     }
 }
