@@ -165,6 +165,8 @@ impl HttpHooks {
             value.set_sensitive(true);
             request.headers_mut().insert(AUTHORIZATION, value);
         }
+        let (parts, body) = request.into_parts();
+        let request = http::Request::from_parts(parts, keep_taking(body));
         let response = sender.send_request(request).await.map_err(Error::from)?;
         let (mut parts, body) = response.into_parts();
         if !redactor.is_empty() {
@@ -187,6 +189,40 @@ impl HttpHooks {
             http::Response::from_parts(parts, body.boxed_unsync()),
             Box::new(async { Ok(()) }),
         ))
+    }
+}
+
+/// The plugin's request body, passed on to the connection by a task that
+/// goes on taking it after the connection stops wanting it (the server
+/// answered early, or before reading the body): the plugin's late writes then
+/// succeed and it reads the answer, instead of finding its body stream closed.
+fn keep_taking(mut body: WasiBody) -> WasiBody {
+    let (tx, rx) = tokio::sync::mpsc::channel(2);
+    tokio::spawn(async move {
+        let mut wanted = true;
+        while let Some(frame) = body.frame().await {
+            if wanted && tx.send(frame).await.is_err() {
+                wanted = false;
+            }
+        }
+    });
+    Forwarded { rx }.boxed_unsync()
+}
+
+/// The receiving end of [`keep_taking`].
+struct Forwarded {
+    rx: tokio::sync::mpsc::Receiver<Result<Frame<Bytes>, Error>>,
+}
+
+impl http_body::Body for Forwarded {
+    type Data = Bytes;
+    type Error = Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+        self.rx.poll_recv(cx)
     }
 }
 

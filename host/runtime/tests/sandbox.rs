@@ -433,6 +433,23 @@ async fn net_streams_and_http_requests_share_the_connection_cap() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_request_body_written_after_an_early_answer_does_not_fail() {
+    // The peer answers on the request head; the plugin then writes its body.
+    // The host keeps taking the body, so the plugin reads the answer rather
+    // than a closed stream.
+    let (text, _) = attack_peer(
+        Mode::Https,
+        "http-late-body",
+        "localhost",
+        true,
+        loopback(false),
+        Limits::default(),
+    )
+    .await;
+    assert_eq!(text, "status 200; write ok; finish ok");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn each_redirect_hop_is_checked_again() {
     let (text, server) = attack_peer(
         Mode::Https,

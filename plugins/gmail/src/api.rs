@@ -204,9 +204,7 @@ impl Api {
             Some(json) => builder
                 .header("content-type", "application/json")
                 .body(Body::from(json)),
-            // A body that ends without a write: the host may finish a GET (and
-            // close its body stream) before the plugin would write zero bytes.
-            None => builder.body(Body::from_stream(futures_util::stream::empty::<Vec<u8>>())),
+            None => builder.body(Body::empty()),
         }
         .map_err(|e| Failure::Transport(format!("request to {path}: {e}")))?;
         let response = self

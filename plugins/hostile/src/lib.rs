@@ -99,6 +99,46 @@ fn http_send(authority: &str, path: &str) -> Result<wasi::http::types::IncomingR
         .map_err(|e| format!("{e:?}"))
 }
 
+/// A POST whose body is written only after the answer has come (as a
+/// client does when the server answers early, or before it reads the body):
+/// the answer's status, and what the late write and finish returned.
+fn late_body(authority: &str) -> String {
+    use wasi::http::outgoing_handler;
+    use wasi::http::types::{Fields, Method, OutgoingBody, OutgoingRequest, Scheme};
+    let request = OutgoingRequest::new(Fields::new());
+    let set = request.set_method(&Method::Post).is_ok()
+        && request.set_scheme(Some(&Scheme::Https)).is_ok()
+        && request.set_authority(Some(authority)).is_ok()
+        && request.set_path_with_query(Some("/late")).is_ok();
+    let Ok(body) = request.body() else {
+        return "no request body".into();
+    };
+    if !set {
+        return "request refused".into();
+    }
+    let future = match outgoing_handler::handle(request, None) {
+        Ok(f) => f,
+        Err(e) => return format!("{e:?}"),
+    };
+    future.subscribe().block();
+    let status = match future.get() {
+        Some(Ok(Ok(response))) => response.status().to_string(),
+        other => format!("{other:?}"),
+    };
+    let wrote = match body.write() {
+        Ok(stream) => match stream.blocking_write_and_flush(b"written late") {
+            Ok(()) => "ok".to_string(),
+            Err(e) => format!("{e:?}"),
+        },
+        Err(()) => "no stream".into(),
+    };
+    let finished = match OutgoingBody::finish(body, None) {
+        Ok(()) => "ok".to_string(),
+        Err(e) => format!("{e:?}"),
+    };
+    format!("status {status}; write {wrote}; finish {finished}")
+}
+
 /// Send a GET and read the whole response: headers, a blank line, the body.
 fn http_get(authority: &str, path: &str) -> Result<String, String> {
     let response = http_send(authority, path)?;
@@ -227,6 +267,7 @@ fn attack(account: &Account) -> Result<(), ProviderError> {
                 ))),
             }
         }
+        "http-late-body" => Err(report(late_body(&format!("{host}:{port}")))),
         "http-connections" => {
             let authority = format!("{host}:{port}");
             let (held, refused): (Vec<_>, Vec<_>) = (0..5)
