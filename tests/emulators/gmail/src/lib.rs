@@ -13,7 +13,6 @@
 //! ([`Emulator::revoke`]). It must not be used outside tests.
 
 mod mailbox;
-mod oauth;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -24,15 +23,16 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
 
+pub use identity_emulator::Client;
+use identity_emulator::{GOOGLE, Identity};
 pub use mailbox::SPAM_TRASH;
 use mailbox::{Change, Mailbox, Message};
-pub use oauth::Client;
 
 /// One emulated Gmail API method.
 #[derive(Debug, Clone, Copy)]
@@ -161,7 +161,7 @@ impl Fault {
 #[derive(Default)]
 struct Inner {
     mailboxes: HashMap<String, Mailbox>,
-    oauth: oauth::Server,
+    identity: Identity,
     faults: VecDeque<Fault>,
     calls: BTreeMap<&'static str, u64>,
     units: HashMap<String, u64>,
@@ -177,6 +177,7 @@ fn lock(state: &Shared) -> MutexGuard<'_, Inner> {
 pub struct Emulator {
     addr: SocketAddr,
     state: Shared,
+    identity: Identity,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -189,14 +190,23 @@ impl Drop for Emulator {
 impl Emulator {
     /// Start on a free loopback port.
     pub async fn start() -> std::io::Result<Emulator> {
-        let state: Shared = Arc::default();
+        let identity = Identity::default();
+        let state: Shared = Arc::new(Mutex::new(Inner {
+            identity: identity.clone(),
+            ..Inner::default()
+        }));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
-        let app = router(state.clone());
+        let app = router(state.clone()).merge(identity.router(GOOGLE));
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Ok(Emulator { addr, state, task })
+        Ok(Emulator {
+            addr,
+            state,
+            identity,
+            task,
+        })
     }
 
     /// `http://127.0.0.1:PORT`: the root URL of both the API and OAuth.
@@ -221,23 +231,24 @@ impl Emulator {
 
     /// Register an OAuth client.
     pub fn register_client(&self, client: Client) {
-        lock(&self.state).oauth.register(client);
+        self.identity.register_client(client);
     }
 
     /// An access token for a mailbox, without the consent page (for tests
     /// that are not about signing in).
     pub fn access_token(&self, email: &str) -> String {
         self.add_user(email);
-        lock(&self.state).oauth.mint(&email.to_lowercase())
+        self.identity.access_token(email)
     }
 
     /// Set the lifetime of access tokens issued from now on.
     pub fn set_token_lifetime(&self, lifetime: Duration) {
-        lock(&self.state).oauth.lifetime = Some(lifetime);
+        self.identity.set_token_lifetime(lifetime);
     }
 
     /// Create an empty mailbox (a Google account).
     pub fn add_user(&self, email: &str) {
+        self.identity.add_user(email);
         let mut inner = lock(&self.state);
         let seed = inner.mailboxes.len() as u64 + 1;
         inner
@@ -305,17 +316,17 @@ impl Emulator {
 
     /// The user removes the app's access: every grant of the mailbox is revoked.
     pub fn revoke(&self, email: &str) {
-        lock(&self.state).oauth.revoke_email(email);
+        self.identity.revoke(email);
     }
 
     /// Every access token of the mailbox expires now; refresh tokens stay good.
     pub fn expire_access_tokens(&self, email: &str) {
-        lock(&self.state).oauth.expire_access(email);
+        self.identity.expire_access_tokens(email);
     }
 
     /// How many of a mailbox's grants (consents) are not revoked.
     pub fn active_grants(&self, email: &str) -> usize {
-        lock(&self.state).oauth.active_grants(&email.to_lowercase())
+        self.identity.active_grants(email)
     }
 
     /// How many calls each method has answered (by discovery id).
@@ -334,10 +345,7 @@ impl Emulator {
 }
 
 fn router(state: Shared) -> Router {
-    let mut app = Router::new()
-        .route("/o/oauth2/v2/auth", get(consent_page).post(consent))
-        .route("/token", post(token))
-        .route("/revoke", post(revoke));
+    let mut app = Router::new();
     for route in ROUTES {
         let path = format!("/{}", route.path);
         app = match route.id {
@@ -452,7 +460,7 @@ fn admit(
         )
     };
     let email = inner
-        .oauth
+        .identity
         .authorize(token)
         .ok_or_else(unauthenticated)?
         .to_lowercase();
@@ -714,199 +722,4 @@ async fn list_history(
         body["nextPageToken"] = Value::String((start + size).to_string());
     }
     Ok(axum::Json(body).into_response())
-}
-
-/// Form fields (the consent form and the token endpoint).
-fn form(body: &[u8]) -> HashMap<String, String> {
-    serde_urlencoded::from_bytes::<Vec<(String, String)>>(body)
-        .unwrap_or_default()
-        .into_iter()
-        .collect()
-}
-
-/// The consent page: who is signing in, what the app asks for, Allow or Deny.
-async fn consent_page(State(state): State<Shared>, Query(params): Query<Params>) -> Response {
-    let get = |n: &str| param(&params, n).unwrap_or("").to_string();
-    if get("response_type") != "code" {
-        return (
-            StatusCode::BAD_REQUEST,
-            "Error 400: unsupported_response_type",
-        )
-            .into_response();
-    }
-    if let Err(e) = lock(&state)
-        .oauth
-        .check_request(&get("client_id"), &get("redirect_uri"))
-    {
-        return (
-            StatusCode::BAD_REQUEST,
-            format!("Error 400: {}: {}", e.error, e.description),
-        )
-            .into_response();
-    }
-    let hidden: String = [
-        "client_id",
-        "redirect_uri",
-        "scope",
-        "state",
-        "code_challenge",
-        "code_challenge_method",
-    ]
-    .iter()
-    .map(|n| {
-        format!(
-            r#"<input type="hidden" name="{n}" value="{}">"#,
-            html_escape::encode_double_quoted_attribute(&get(n))
-        )
-    })
-    .collect();
-    Html(format!(
-        r#"<!doctype html><html lang="en"><head><title>Sign in - Google Accounts (emulator)</title></head>
-<body><main><h1>Choose an account</h1><p>The app asks for: {scope}</p>
-<form method="post" action="/o/oauth2/v2/auth">{hidden}
-<label for="email">Email</label> <input id="email" name="email" value="{hint}">
-<button name="decision" value="allow">Allow</button> <button name="decision" value="deny">Cancel</button>
-</form></main></body></html>"#,
-        scope = html_escape::encode_text(&get("scope")),
-        hint = html_escape::encode_double_quoted_attribute(&get("login_hint")),
-    ))
-    .into_response()
-}
-
-/// The consent form's answer: back to the app with a code, or with `access_denied`.
-async fn consent(State(state): State<Shared>, body: Bytes) -> Response {
-    let f = form(&body);
-    let get = |n: &str| f.get(n).cloned().unwrap_or_default();
-    let redirect_uri = get("redirect_uri");
-    let st = get("state");
-    if get("decision") != "allow" {
-        return back_to(&redirect_uri, &[("error", "access_denied"), ("state", &st)]);
-    }
-    let email = get("email").to_lowercase();
-    let mut inner = lock(&state);
-    if !inner.mailboxes.contains_key(&email) {
-        return (StatusCode::BAD_REQUEST, "Couldn't find your Google Account").into_response();
-    }
-    let challenge = (!get("code_challenge").is_empty()).then(|| {
-        let method = get("code_challenge_method");
-        let method = if method.is_empty() {
-            "plain".into()
-        } else {
-            method
-        };
-        (get("code_challenge"), method)
-    });
-    let scope = get("scope");
-    match inner
-        .oauth
-        .approve(&email, &get("client_id"), &redirect_uri, &scope, challenge)
-    {
-        Ok(code) => back_to(
-            &redirect_uri,
-            &[("state", &st), ("code", &code), ("scope", &scope)],
-        ),
-        Err(e) => (StatusCode::BAD_REQUEST, format!("Error 400: {}", e.error)).into_response(),
-    }
-}
-
-/// A redirect back to the client with these query parameters.
-fn back_to(redirect_uri: &str, params: &[(&str, &str)]) -> Response {
-    let sep = if redirect_uri.contains('?') { '&' } else { '?' };
-    let query = serde_urlencoded::to_string(params).unwrap_or_default();
-    Redirect::to(&format!("{redirect_uri}{sep}{query}")).into_response()
-}
-
-fn token_error(e: oauth::TokenError) -> Response {
-    let code = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
-    (
-        code,
-        axum::Json(json!({"error": e.error, "error_description": e.description})),
-    )
-        .into_response()
-}
-
-/// The client's id and secret, from HTTP Basic or the form.
-fn client_credentials(headers: &HeaderMap, f: &HashMap<String, String>) -> (String, String) {
-    let basic = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Basic "))
-        .and_then(|b| STANDARD.decode(b).ok())
-        .and_then(|b| String::from_utf8(b).ok())
-        .and_then(|s| {
-            // RFC 6749 §2.3.1: both are form-encoded before Basic encoding.
-            let (id, secret) = s.split_once(':')?;
-            let f = form(format!("i={id}&s={secret}").as_bytes());
-            Some((f.get("i")?.clone(), f.get("s")?.clone()))
-        });
-    basic.unwrap_or_else(|| {
-        (
-            f.get("client_id").cloned().unwrap_or_default(),
-            f.get("client_secret").cloned().unwrap_or_default(),
-        )
-    })
-}
-
-/// `POST /token`: authorization code (with PKCE) or refresh token.
-async fn token(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    let f = form(&body);
-    let (id, secret) = client_credentials(&headers, &f);
-    let get = |n: &str| f.get(n).cloned().unwrap_or_default();
-    let mut inner = lock(&state);
-    let issued = match get("grant_type").as_str() {
-        "authorization_code" => inner.oauth.exchange(
-            &id,
-            &secret,
-            &get("code"),
-            &get("redirect_uri"),
-            f.get("code_verifier").map(String::as_str),
-        ),
-        "refresh_token" => inner.oauth.refresh(&id, &secret, &get("refresh_token")),
-        other => {
-            return token_error(oauth::TokenError {
-                status: 400,
-                error: "unsupported_grant_type",
-                description: format!("Invalid grant_type: {other}"),
-            });
-        }
-    };
-    match issued {
-        Ok(t) => {
-            let mut body = json!({
-                "access_token": t.access_token,
-                "expires_in": t.expires_in,
-                "scope": t.scope,
-                "token_type": "Bearer",
-                "id_token": t.id_token,
-            });
-            if let Some(r) = t.refresh_token {
-                body["refresh_token"] = Value::String(r);
-            }
-            ([(header::CACHE_CONTROL, "no-store")], axum::Json(body)).into_response()
-        }
-        Err(e) => token_error(e),
-    }
-}
-
-/// `POST /revoke?token=…` (or the token in the form).
-async fn revoke(
-    State(state): State<Shared>,
-    Query(params): Query<Params>,
-    body: Bytes,
-) -> Response {
-    let f = form(&body);
-    let token = f
-        .get("token")
-        .cloned()
-        .or_else(|| param(&params, "token").map(str::to_string))
-        .unwrap_or_default();
-    if lock(&state).oauth.revoke_token(&token) {
-        StatusCode::OK.into_response()
-    } else {
-        token_error(oauth::TokenError {
-            status: 400,
-            error: "invalid_token",
-            description: "Token expired or revoked".into(),
-        })
-    }
 }

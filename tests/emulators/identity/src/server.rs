@@ -1,9 +1,8 @@
-//! Google's OAuth 2.0 endpoints, as far as a web-server app uses them:
-//! the consent page, the token endpoint (authorization code with PKCE, and
-//! refresh) and revocation. Revoking any token of a grant revokes the grant,
-//! as Google does. This module knows nothing of mailboxes.
+//! The authorization server's state: clients, accounts, grants, codes and
+//! tokens, and the rules of the authorization-code flow with PKCE, refresh
+//! and revocation. This module knows nothing of HTTP or mailboxes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -80,6 +79,7 @@ pub struct Issued {
 #[derive(Debug, Default)]
 pub struct Server {
     clients: Vec<Client>,
+    users: HashSet<String>,
     grants: Vec<Grant>,
     codes: HashMap<String, Code>,
     access: HashMap<String, (usize, Instant)>,
@@ -97,6 +97,16 @@ impl Server {
     /// Register a client.
     pub fn register(&mut self, client: Client) {
         self.clients.push(client);
+    }
+
+    /// Make an account known (case-insensitively).
+    pub fn add_user(&mut self, email: &str) {
+        self.users.insert(email.to_lowercase());
+    }
+
+    /// Whether an account is known.
+    pub fn has_user(&self, email: &str) -> bool {
+        self.users.contains(&email.to_lowercase())
     }
 
     fn lifetime(&self) -> Duration {
@@ -133,7 +143,7 @@ impl Server {
     ) -> Result<String, TokenError> {
         self.check_request(client_id, redirect_uri)?;
         self.grants.push(Grant {
-            email: email.to_string(),
+            email: email.to_lowercase(),
             client_id: client_id.to_string(),
             scope: scope.to_string(),
             revoked: false,
@@ -232,6 +242,7 @@ impl Server {
             "aud": g.client_id,
             "sub": format!("{:x}", Sha256::digest(g.email.as_bytes()))[..21].to_string(),
             "email": g.email,
+            "preferred_username": g.email,
             "email_verified": true,
             "iat": now,
             "exp": now + lifetime.as_secs(),
@@ -250,8 +261,9 @@ impl Server {
     /// An access token for `email` without the consent page, for tests that
     /// are not about signing in.
     pub fn mint(&mut self, email: &str) -> String {
+        self.add_user(email);
         self.grants.push(Grant {
-            email: email.to_string(),
+            email: email.to_lowercase(),
             client_id: "emulator-test".into(),
             scope: "https://www.googleapis.com/auth/gmail.modify".into(),
             revoked: false,
@@ -284,6 +296,7 @@ impl Server {
 
     /// Revoke every grant a mailbox gave (the user removed the app's access).
     pub fn revoke_email(&mut self, email: &str) {
+        let email = email.to_lowercase();
         for g in self.grants.iter_mut().filter(|g| g.email == email) {
             g.revoked = true;
         }
@@ -293,7 +306,7 @@ impl Server {
     pub fn active_grants(&self, email: &str) -> usize {
         self.grants
             .iter()
-            .filter(|g| g.email == email && !g.revoked)
+            .filter(|g| g.email == email.to_lowercase() && !g.revoked)
             .count()
     }
 
@@ -301,7 +314,7 @@ impl Server {
     pub fn expire_access(&mut self, email: &str) {
         let now = Instant::now();
         for (grant, until) in self.access.values_mut() {
-            if self.grants[*grant].email == email {
+            if self.grants[*grant].email == email.to_lowercase() {
                 *until = now;
             }
         }
