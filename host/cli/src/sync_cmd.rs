@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::Args;
 use ipnet::IpNet;
 use mailroom_crm::accounts;
-use mailroom_oauth::{OAuth, Provider, ProviderConfig, google};
+use mailroom_oauth::{OAuth, Provider, ProviderConfig, google, microsoft};
 use mailroom_policy::Origin;
 use mailroom_runtime::{OperatorGrant, Secret};
 use mailroom_sync::{Engine, EngineConfig, status};
@@ -52,14 +52,15 @@ pub struct EngineArgs {
     )]
     pub base_urls: Vec<Origin>,
     #[command(flatten)]
-    pub google: GoogleArgs,
+    pub oauth: OAuthArgs,
 }
 
-/// Google sign-in for Gmail accounts: an OAuth client (web application) of
+/// OAuth sign-in for Gmail accounts (an OAuth client, "web application", of
 /// the operator's Google Cloud project, whose redirect URI is
-/// `<public URL>/oauth/gmail/callback`.
+/// `<public URL>/oauth/gmail/callback`) and Microsoft 365 accounts (an app
+/// registration on the Microsoft identity platform).
 #[derive(Args, Debug, Clone)]
-pub struct GoogleArgs {
+pub struct OAuthArgs {
     /// The OAuth client id; without it Gmail accounts cannot be connected.
     #[arg(long, env = "MAILROOM_GOOGLE_CLIENT_ID")]
     pub google_client_id: Option<String>,
@@ -75,38 +76,91 @@ pub struct GoogleArgs {
     /// Google's revocation endpoint.
     #[arg(long, env = "MAILROOM_GOOGLE_REVOKE_URL", default_value = google::REVOKE_URL)]
     pub google_revoke_url: String,
-    /// The host's address as users' browsers reach it (the OAuth callback is
-    /// under it); default: the address `serve` listens on.
+    /// The host's address as users' browsers reach it (the OAuth callbacks
+    /// are under it); default: the address `serve` listens on.
     #[arg(long, env = "MAILROOM_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// The Microsoft identity platform application (client) id for Microsoft
+    /// 365 accounts; without it they cannot be connected. Its redirect URI is
+    /// `<public URL>/oauth/microsoft365/callback`.
+    #[arg(long, env = "MAILROOM_MICROSOFT_CLIENT_ID")]
+    pub microsoft_client_id: Option<String>,
+    /// The application's client secret (prefer the environment variable to the flag).
+    #[arg(long, env = "MAILROOM_MICROSOFT_CLIENT_SECRET", hide_env_values = true)]
+    pub microsoft_client_secret: Option<String>,
+    /// The authority: `https://login.microsoftonline.com/<tenant>`.
+    #[arg(long, env = "MAILROOM_MICROSOFT_AUTHORITY", default_value = microsoft::AUTHORITY)]
+    pub microsoft_authority: String,
 }
 
-impl GoogleArgs {
-    /// The OAuth providers configured; none without a client id.
-    fn oauth(&self, home: &Home, listen: &str) -> anyhow::Result<OAuth> {
-        let Some(client_id) = self.google_client_id.clone() else {
-            return Ok(OAuth::default());
-        };
-        let secret = self
-            .google_client_secret
-            .clone()
-            .context("MAILROOM_GOOGLE_CLIENT_SECRET is required with MAILROOM_GOOGLE_CLIENT_ID")?;
+/// One provider's client, as the operator gave it.
+struct Client<'a> {
+    plugin: &'static str,
+    id: &'a Option<String>,
+    secret: &'a Option<String>,
+    secret_variable: &'static str,
+    authorize_url: String,
+    token_url: String,
+    revoke_url: Option<String>,
+    scopes: &'static [&'static str],
+}
+
+impl OAuthArgs {
+    /// The OAuth providers configured; none without client ids.
+    fn providers(&self, home: &Home, listen: &str) -> anyhow::Result<OAuth> {
         let public = self
             .public_url
             .clone()
             .unwrap_or_else(|| format!("http://{listen}"));
-        let config = ProviderConfig {
-            plugin: "gmail".into(),
-            token_field: "access_token".into(),
-            client_id,
-            client_secret: Secret::new(secret),
-            authorize_url: self.google_authorize_url.clone(),
-            token_url: self.google_token_url.clone(),
-            revoke_url: Some(self.google_revoke_url.clone()),
-            scopes: google::SCOPES.iter().map(|s| s.to_string()).collect(),
-            redirect_url: format!("{}/oauth/gmail/callback", public.trim_end_matches('/')),
-        };
-        Ok(OAuth::new(vec![Provider::new(config, &home.tls()?)?]))
+        let clients = [
+            Client {
+                plugin: "gmail",
+                id: &self.google_client_id,
+                secret: &self.google_client_secret,
+                secret_variable: "MAILROOM_GOOGLE_CLIENT_SECRET",
+                authorize_url: self.google_authorize_url.clone(),
+                token_url: self.google_token_url.clone(),
+                revoke_url: Some(self.google_revoke_url.clone()),
+                scopes: google::SCOPES,
+            },
+            Client {
+                plugin: "microsoft365",
+                id: &self.microsoft_client_id,
+                secret: &self.microsoft_client_secret,
+                secret_variable: "MAILROOM_MICROSOFT_CLIENT_SECRET",
+                authorize_url: microsoft::authorize_url(&self.microsoft_authority),
+                token_url: microsoft::token_url(&self.microsoft_authority),
+                revoke_url: None,
+                scopes: microsoft::SCOPES,
+            },
+        ];
+        let mut providers = Vec::new();
+        for c in clients {
+            let Some(client_id) = c.id.clone() else {
+                continue;
+            };
+            let secret = c
+                .secret
+                .clone()
+                .with_context(|| format!("{} is required with its client id", c.secret_variable))?;
+            let config = ProviderConfig {
+                plugin: c.plugin.into(),
+                token_field: "access_token".into(),
+                client_id,
+                client_secret: Secret::new(secret),
+                authorize_url: c.authorize_url,
+                token_url: c.token_url,
+                revoke_url: c.revoke_url,
+                scopes: c.scopes.iter().map(|s| s.to_string()).collect(),
+                redirect_url: format!(
+                    "{}/oauth/{}/callback",
+                    public.trim_end_matches('/'),
+                    c.plugin
+                ),
+            };
+            providers.push(Provider::new(config, &home.tls()?)?);
+        }
+        Ok(OAuth::new(providers))
     }
 }
 
@@ -126,7 +180,7 @@ impl EngineArgs {
                 plaintext_credentials: self.plaintext_credentials,
                 origins: self.base_urls.clone(),
             },
-            oauth: Arc::new(self.google.oauth(home, listen)?),
+            oauth: Arc::new(self.oauth.providers(home, listen)?),
             ..defaults
         })
     }

@@ -48,6 +48,32 @@ pub mod google {
     ];
 }
 
+/// The Microsoft identity platform's endpoints (under an authority such as
+/// `https://login.microsoftonline.com/common`) and the scopes the Microsoft 365
+/// plugin needs.
+pub mod microsoft {
+    /// The authority for work, school and personal accounts.
+    pub const AUTHORITY: &str = "https://login.microsoftonline.com/common";
+    /// Read and send mail, a refresh token, and the account's address.
+    pub const SCOPES: &[&str] = &[
+        "openid",
+        "email",
+        "offline_access",
+        "https://graph.microsoft.com/Mail.ReadWrite",
+        "https://graph.microsoft.com/Mail.Send",
+    ];
+
+    /// The consent page under `authority`.
+    pub fn authorize_url(authority: &str) -> String {
+        format!("{}/oauth2/v2.0/authorize", authority.trim_end_matches('/'))
+    }
+
+    /// The token endpoint under `authority`.
+    pub fn token_url(authority: &str) -> String {
+        format!("{}/oauth2/v2.0/token", authority.trim_end_matches('/'))
+    }
+}
+
 /// One provider as the operator configured it.
 #[derive(Debug, Clone)]
 pub struct ProviderConfig {
@@ -147,7 +173,8 @@ fn now() -> i64 {
         .unwrap_or(0)
 }
 
-/// The `email` claim of an id token. The token came straight from the
+/// The account's address in an id token: the `email` claim, or Microsoft's
+/// `preferred_username` (its sign-in name). The token came straight from the
 /// token endpoint over TLS, so its signature need not be checked
 /// (OpenID Connect Core §3.1.3.7).
 fn email_claim(id_token: &str) -> Option<String> {
@@ -156,7 +183,10 @@ fn email_claim(id_token: &str) -> Option<String> {
         .decode(payload.trim_end_matches('='))
         .ok()?;
     let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    claims["email"].as_str().map(str::to_string)
+    claims["email"]
+        .as_str()
+        .or_else(|| claims["preferred_username"].as_str())
+        .map(str::to_string)
 }
 
 /// One configured provider.

@@ -7,11 +7,12 @@
 //! decide what to fetch; `sync` does.
 
 use std::cell::Cell;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
+use mailroom_plugin_sdk::http::{self, Failure};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use wstd::http::{Body, Client, Method, Request};
+use wstd::http::{Client, Method};
 
 use crate::bindings::mailroom::provider::types::ProviderError;
 
@@ -32,74 +33,49 @@ pub mod units {
     pub const SEND: u32 = 100;
 }
 
-/// How a call failed, before it becomes a [`ProviderError`].
-#[derive(Debug)]
-pub enum Failure {
-    /// Google answered with an error status.
-    Status {
-        status: u16,
-        reason: String,
-        message: String,
-        retry_after: Option<u32>,
-    },
-    /// The request did not complete (refused by the host, DNS, connection, TLS).
-    Transport(String),
-    /// The answer was not what Google documents.
-    Decode(String),
-}
-
-impl Failure {
-    /// Whether Google said the thing asked for does not exist.
-    pub fn is_not_found(&self) -> bool {
-        matches!(self, Failure::Status { status: 404, .. })
-    }
-
-    /// The contract's error for this failure.
-    pub fn into_error(self) -> ProviderError {
-        match self {
-            Failure::Status {
-                status: 401,
-                message,
-                ..
-            } => ProviderError::AuthFailed(format!(
-                "Google did not accept the account's authorisation ({message}); use \"Update authentication\" to sign in with Google again"
-            )),
-            Failure::Status {
-                status,
-                reason,
-                retry_after,
-                ..
-            } if status == 429
-                || (status == 403 && reason.to_lowercase().contains("ratelimitexceeded")) =>
-            {
-                ProviderError::RateLimited(retry_after.unwrap_or(if status == 429 {
-                    30
-                } else {
-                    60
-                }))
-            }
-            Failure::Status {
-                status: 403,
-                message,
-                ..
-            } => ProviderError::AuthFailed(format!(
-                "Google refused access ({message}); sign in with Google again and allow Mailroom to read and send mail"
-            )),
-            Failure::Status {
-                status,
-                message,
-                retry_after,
-                ..
-            } if status >= 500 => match retry_after {
-                Some(secs) => ProviderError::RateLimited(secs),
-                None => ProviderError::Unreachable(format!("Gmail answered {status}: {message}")),
-            },
-            Failure::Status {
-                status, message, ..
-            } => ProviderError::Other(format!("Gmail answered {status}: {message}")),
-            Failure::Transport(why) => ProviderError::Unreachable(why),
-            Failure::Decode(why) => ProviderError::Other(why),
+/// Google's words for a failed call, as the contract's typed error.
+pub fn into_error(failure: Failure) -> ProviderError {
+    let (status, retry_after, body) = match failure {
+        Failure::Status {
+            status,
+            retry_after,
+            body,
+        } => (status, retry_after, body),
+        Failure::Transport(why) => return ProviderError::Unreachable(format!("Gmail {why}")),
+        Failure::Decode(why) => return ProviderError::Other(why),
+    };
+    let (reason, message) = match serde_json::from_slice::<ErrorBody>(&body) {
+        Ok(b) => (
+            b.error
+                .errors
+                .into_iter()
+                .next()
+                .map(|e| e.reason)
+                .unwrap_or_default(),
+            b.error.message,
+        ),
+        Err(_) => (
+            String::new(),
+            String::from_utf8_lossy(&body).chars().take(200).collect(),
+        ),
+    };
+    let rate_limited =
+        status == 429 || (status == 403 && reason.to_lowercase().contains("ratelimitexceeded"));
+    match status {
+        401 => ProviderError::AuthFailed(format!(
+            "Google did not accept the account's authorisation ({message}); use \"Update authentication\" to sign in with Google again"
+        )),
+        _ if rate_limited => {
+            ProviderError::RateLimited(retry_after.unwrap_or(if status == 429 { 30 } else { 60 }))
         }
+        403 => ProviderError::AuthFailed(format!(
+            "Google refused access ({message}); sign in with Google again and allow Mailroom to read and send mail"
+        )),
+        500.. => match retry_after {
+            Some(secs) => ProviderError::RateLimited(secs),
+            None => ProviderError::Unreachable(format!("Gmail answered {status}: {message}")),
+        },
+        _ => ProviderError::Other(format!("Gmail answered {status}: {message}")),
     }
 }
 
@@ -120,19 +96,6 @@ struct ErrorDetail {
 struct ErrorItem {
     #[serde(default)]
     reason: String,
-}
-
-/// `Retry-After`: seconds, or an HTTP date.
-fn retry_after(value: &str) -> Option<u32> {
-    if let Ok(secs) = value.trim().parse::<u32>() {
-        return Some(secs);
-    }
-    let at = httpdate::parse_http_date(value.trim()).ok()?;
-    let secs = at
-        .duration_since(SystemTime::now())
-        .unwrap_or_default()
-        .as_secs();
-    Some(u32::try_from(secs).unwrap_or(u32::MAX).max(1))
 }
 
 /// A client for one run, pacing itself to `units_per_second`.
@@ -196,59 +159,14 @@ impl Api {
         cost: u32,
     ) -> Result<T, Failure> {
         self.pace(cost).await;
-        let builder = Request::builder()
-            .method(method)
-            .uri(format!("{BASE}{path}"))
-            .header("accept", "application/json");
-        let request = match body {
-            Some(json) => builder
-                .header("content-type", "application/json")
-                .body(Body::from(json)),
-            None => builder.body(Body::empty()),
+        let mut headers = vec![("accept", "application/json")];
+        if body.is_some() {
+            headers.push(("content-type", "application/json"));
         }
-        .map_err(|e| Failure::Transport(format!("request to {path}: {e}")))?;
-        let response = self
-            .client
-            .send(request)
-            .await
-            .map_err(|e| Failure::Transport(format!("Gmail could not be reached: {e:#}")))?;
-        let status = response.status().as_u16();
-        let retry = response
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(retry_after);
-        let mut body = response.into_body();
-        let bytes = body
-            .contents()
-            .await
-            .map_err(|e| Failure::Transport(format!("reading Gmail's answer: {e:#}")))?
-            .to_vec();
-        if !(200..300).contains(&status) {
-            let (reason, message) = match serde_json::from_slice::<ErrorBody>(&bytes) {
-                Ok(b) => (
-                    b.error
-                        .errors
-                        .into_iter()
-                        .next()
-                        .map(|e| e.reason)
-                        .unwrap_or_default(),
-                    b.error.message,
-                ),
-                Err(_) => (
-                    String::new(),
-                    String::from_utf8_lossy(&bytes).chars().take(200).collect(),
-                ),
-            };
-            return Err(Failure::Status {
-                status,
-                reason,
-                message,
-                retry_after: retry,
-            });
-        }
-        serde_json::from_slice(&bytes)
-            .map_err(|e| Failure::Decode(format!("Gmail's answer to {path} did not decode: {e}")))
+        let url = format!("{BASE}{path}");
+        let body = body.map(String::into_bytes);
+        let (_, bytes) = http::send(&self.client, method, &url, &headers, body).await?;
+        http::json(path, &bytes)
     }
 }
 
@@ -328,13 +246,14 @@ mod tests {
     use super::*;
 
     fn status(status: u16, reason: &str, retry_after: Option<u32>) -> ProviderError {
-        Failure::Status {
+        let body = serde_json::json!({
+            "error": {"code": status, "message": "m", "errors": [{"reason": reason}]}
+        });
+        into_error(Failure::Status {
             status,
-            reason: reason.into(),
-            message: "m".into(),
             retry_after,
-        }
-        .into_error()
+            body: body.to_string().into_bytes(),
+        })
     }
 
     #[test]
@@ -371,14 +290,5 @@ mod tests {
             status(400, "invalidArgument", None),
             ProviderError::Other(_)
         ));
-    }
-
-    #[test]
-    fn retry_after_reads_seconds_and_dates() {
-        assert_eq!(retry_after("12"), Some(12));
-        let soon = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(90));
-        let secs = retry_after(&soon).unwrap_or(0);
-        assert!((85..=90).contains(&secs), "{secs}");
-        assert_eq!(retry_after("soon"), None);
     }
 }

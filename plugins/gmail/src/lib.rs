@@ -41,7 +41,7 @@ use bindings::exports::mailroom::provider::provider::{
 };
 use bindings::mailroom::provider::types::ConfigError;
 
-use api::{Api, Failure, units};
+use api::{Api, units};
 use cursor::Cursor;
 
 /// The secret field the host fills with a fresh Google access token.
@@ -128,7 +128,7 @@ async fn check(api: &Api, account: &Account) -> Result<(), ProviderError> {
     let profile: api::Profile = api
         .get("/profile", units::PROFILE)
         .await
-        .map_err(Failure::into_error)?;
+        .map_err(api::into_error)?;
     if !profile
         .email_address
         .eq_ignore_ascii_case(account.address.trim())
@@ -203,7 +203,7 @@ impl Guest for Gmail {
         })
         .to_string();
         let sent: api::Sent =
-            block_on(api.post("/messages/send", body, units::SEND)).map_err(Failure::into_error)?;
+            block_on(api.post("/messages/send", body, units::SEND)).map_err(api::into_error)?;
         Ok(Some(sent.id))
     }
 }

@@ -11,12 +11,13 @@ use base64::engine::DecodePaddingMode;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use futures_util::StreamExt;
 
-use crate::api::{self, Api, Failure, MessageRef, RawMessage, units};
+use crate::api::{self, Api, MessageRef, RawMessage, units};
 use crate::bindings::exports::mailroom::provider::provider::{
     Deletion, Message, Page, Progress, Window,
 };
 use crate::bindings::mailroom::provider::types::{MessageFailure, ProviderError};
 use crate::cursor::Cursor;
+use mailroom_plugin_sdk::http::Failure;
 
 /// Requests in flight at once (the host allows a run four connections).
 pub const CONCURRENCY: usize = 4;
@@ -55,7 +56,7 @@ pub async fn get_raw(api: &Api, id: &str) -> Result<Option<RawMessage>, Failure>
         .await
     {
         Ok(m) => Ok(Some(m)),
-        Err(f) if f.is_not_found() => Ok(None),
+        Err(f) if f.status() == Some(404) => Ok(None),
         Err(f) => Err(f),
     }
 }
@@ -116,7 +117,7 @@ async fn fetch_refs(
         .buffered(CONCURRENCY);
     while let Some(result) = results.next().await {
         out.consumed += 1;
-        match result.map_err(Failure::into_error)? {
+        match result.map_err(api::into_error)? {
             None => {}
             Some(Err(gone)) => out.gone.push(gone),
             Some(Ok(m)) => match to_message(m) {
@@ -147,7 +148,7 @@ pub async fn page(
             let profile: api::Profile = api
                 .get("/profile", units::PROFILE)
                 .await
-                .map_err(Failure::into_error)?;
+                .map_err(api::into_error)?;
             let history = profile.history_id.parse().map_err(|_| {
                 ProviderError::Other(format!(
                     "Gmail's historyId `{}` is not a number",
@@ -204,7 +205,7 @@ async fn backfill(
     let list: api::MessageList = api
         .get(&format!("/messages?{}", query(&pairs)), units::LIST)
         .await
-        .map_err(Failure::into_error)?;
+        .map_err(api::into_error)?;
     let total = total.or(list.result_size_estimate);
     let refs = list.messages.get(offset..).unwrap_or_default();
     let fetched = fetch_refs(api, refs, window).await?;
@@ -282,8 +283,8 @@ async fn incremental(
     {
         Ok(l) => l,
         // Google: a 404 means the history id is too old; do a full sync.
-        Err(f) if f.is_not_found() => return Err(ProviderError::CursorExpired),
-        Err(f) => return Err(f.into_error()),
+        Err(f) if f.status() == Some(404) => return Err(ProviderError::CursorExpired),
+        Err(f) => return Err(api::into_error(f)),
     };
     let mut added: Vec<MessageRef> = Vec::new();
     let mut gone: Vec<String> = Vec::new();
