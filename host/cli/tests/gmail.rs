@@ -42,7 +42,6 @@ struct Rig {
     site: Site,
     _server: Server,
     crm: Crm,
-    http: reqwest::Client,
 }
 
 impl Rig {
@@ -90,58 +89,13 @@ impl Rig {
             site,
             _server: server,
             crm,
-            http: reqwest::Client::new(),
         }
     }
 
-    /// Begin the consent flow (for `account`, or a new account), answer the
-    /// consent page as `email` with `decision`, and follow the redirect back
-    /// to the host: the callback page's status and text.
     async fn sign_in(&self, account: Option<i64>, email: &str, decision: &str) -> (u16, String) {
-        let body = match account {
-            Some(id) => json!({"account_id": id}),
-            None => json!({}),
-        };
-        let begun = self.crm.post("/api/oauth/gmail", body).await;
-        let url = reqwest::Url::parse(begun["authorize_url"].as_str().unwrap()).unwrap();
-        let query: Vec<(String, String)> = url.query_pairs().into_owned().collect();
-        let get = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-        assert_eq!(
-            get("code_challenge_method").as_deref(),
-            Some("S256"),
-            "PKCE: {url}"
-        );
-        assert_eq!(get("access_type").as_deref(), Some("offline"), "{url}");
-        assert!(get("scope").unwrap().contains("gmail.modify"), "{url}");
-        let page = self.http.get(url.clone()).send().await.unwrap();
-        assert_eq!(page.status(), 200);
-        assert!(page.text().await.unwrap().contains("Choose an account"));
-        // Submit the consent form as a browser would: its hidden fields are the request's.
-        let mut form: Vec<(String, String)> = query
-            .into_iter()
-            .filter(|(k, _)| {
-                [
-                    "client_id",
-                    "redirect_uri",
-                    "scope",
-                    "state",
-                    "code_challenge",
-                    "code_challenge_method",
-                ]
-                .contains(&k.as_str())
-            })
-            .collect();
-        form.push(("email".into(), email.into()));
-        form.push(("decision".into(), decision.into()));
-        let back = self
-            .http
-            .post(self.gmail.authorize_url())
-            .form(&form)
-            .send()
-            .await
-            .unwrap();
-        let status = back.status().as_u16();
-        (status, back.text().await.unwrap())
+        let (code, page, url) = self.crm.sign_in("gmail", account, email, decision).await;
+        assert!(url.contains("gmail.modify"), "{url}");
+        (code, page)
     }
 
     async fn accounts(&self) -> Vec<Value> {

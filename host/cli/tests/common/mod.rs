@@ -211,6 +211,59 @@ impl Crm {
         self.post("/api/deals", body).await["id"].as_i64().unwrap()
     }
 
+    /// "Connect" (or, for `account`, "Update authentication") through an
+    /// emulated OAuth provider: begin the flow, answer its consent page as
+    /// `email` with `decision` the way a browser submits the form, and follow
+    /// the redirect back to the host. The callback page's status and text,
+    /// and the consent URL the host sent the browser to.
+    pub async fn sign_in(
+        &self,
+        provider: &str,
+        account: Option<i64>,
+        email: &str,
+        decision: &str,
+    ) -> (u16, String, String) {
+        let body = match account {
+            Some(id) => json!({"account_id": id}),
+            None => json!({}),
+        };
+        let begun = self.post(&format!("/api/oauth/{provider}"), body).await;
+        let url = reqwest::Url::parse(begun["authorize_url"].as_str().unwrap()).unwrap();
+        let query: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+        let get = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        assert_eq!(
+            get("code_challenge_method").as_deref(),
+            Some("S256"),
+            "PKCE: {url}"
+        );
+        assert!(get("state").is_some_and(|s| s.len() >= 16), "{url}");
+        let page = self.api.http.get(url.clone()).send().await.unwrap();
+        assert_eq!(page.status(), 200);
+        assert!(page.text().await.unwrap().contains("Choose an account"));
+        // The form's hidden fields are the request's.
+        let mut form: Vec<(String, String)> = query
+            .into_iter()
+            .filter(|(k, _)| {
+                [
+                    "client_id",
+                    "redirect_uri",
+                    "scope",
+                    "state",
+                    "code_challenge",
+                    "code_challenge_method",
+                ]
+                .contains(&k.as_str())
+            })
+            .collect();
+        form.push(("email".into(), email.into()));
+        form.push(("decision".into(), decision.into()));
+        let mut action = url.clone();
+        action.set_query(None);
+        let back = self.api.http.post(action).form(&form).send().await.unwrap();
+        let status = back.status().as_u16();
+        (status, back.text().await.unwrap(), url.to_string())
+    }
+
     pub async fn wait_for_subject(&self, record: &str, subject: &str, why: impl Fn() -> String) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while !self.subjects(record).await.iter().any(|s| s == subject) {
