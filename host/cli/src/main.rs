@@ -6,6 +6,7 @@
 
 mod home;
 mod plugin_cmd;
+mod reauth_cmd;
 mod serve;
 mod sync_cmd;
 mod user_cmd;
@@ -60,6 +61,11 @@ enum Command {
         #[command(flatten)]
         engine: sync_cmd::EngineArgs,
     },
+    /// Require re-authorisation of a provider's accounts by a deadline.
+    Reauth {
+        #[command(subcommand)]
+        command: reauth_cmd::ReauthCommand,
+    },
     /// Manage CRM users.
     User {
         #[command(subcommand)]
@@ -94,6 +100,7 @@ fn main() -> ExitCode {
                 .await
                 .map(|()| ExitCode::SUCCESS),
             Command::User { command } => user_cmd::run(&home, command).await,
+            Command::Reauth { command } => reauth_cmd::run(&home, command).await,
         }
     });
     match result {

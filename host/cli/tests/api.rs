@@ -508,3 +508,97 @@ async fn fuzzing_the_openapi_document_finds_no_server_error() {
     );
     assert!(report.contains("passed"), "{report}");
 }
+
+/// A re-authorisation campaign begun from the CLI and the API: the owner of
+/// an account connected before the date sees the notice with the deadline;
+/// members may not begin one; bad input names the field.
+#[tokio::test]
+async fn a_reauthorisation_campaign_shows_its_notice_to_owners() {
+    let site = Site::new(Kind::Sqlite).await;
+    let (_, admin) = site.user("alice@corp.test", "admin", true);
+    let admin = admin.unwrap();
+    let (_, member) = site.user("bob@corp.test", "member", true);
+    let member = member.unwrap();
+    let server = site.serve();
+    let api = Api {
+        http: reqwest::Client::new(),
+        base: server.base.clone(),
+    };
+    let connect = json!({"provider": "scripted", "address": "bob@corp.test",
+        "settings": {"messages": "3"}, "secrets": {"password": PASSWORD}});
+    let (code, account) = api
+        .call("POST", "/api/accounts", &member, Some(connect))
+        .await;
+    assert_eq!(code, 201, "{account}");
+    assert_eq!(account["reauth_notice"], Value::Null);
+
+    let out = site.run(
+        &[
+            "reauth",
+            "require",
+            "--provider",
+            "scripted",
+            "--connected-before",
+            "2999-01-01",
+            "--deadline",
+            "2999-02-01",
+        ],
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("must re-authorise by 2999-02-01"));
+    let id = account["id"].as_i64().unwrap();
+    let (_, seen) = api
+        .call("GET", &format!("/api/accounts/{id}"), &member, None)
+        .await;
+    assert_eq!(
+        seen["reauth_notice"]["deadline"], 32_474_822_400_i64,
+        "{seen}"
+    );
+    assert!(
+        seen["reauth_notice"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Update authentication")
+    );
+
+    let campaign = json!({"provider": "scripted", "connected_before": 1, "deadline": 2});
+    let (code, _) = api
+        .call(
+            "POST",
+            "/api/reauth-campaigns",
+            &member,
+            Some(campaign.clone()),
+        )
+        .await;
+    assert_eq!(code, 403, "members may not require re-authorisation");
+    let (code, created) = api
+        .call("POST", "/api/reauth-campaigns", &admin, Some(campaign))
+        .await;
+    assert_eq!(code, 201, "{created}");
+    let bad = json!({"provider": "nosuch", "connected_before": 1, "deadline": 2});
+    let (code, err) = api
+        .call("POST", "/api/reauth-campaigns", &admin, Some(bad))
+        .await;
+    assert_eq!(
+        (code, err["field"].as_str()),
+        (422, Some("provider")),
+        "{err}"
+    );
+    let bad = json!({"provider": "scripted", "connected_before": 5, "deadline": 2});
+    let (code, err) = api
+        .call("POST", "/api/reauth-campaigns", &admin, Some(bad))
+        .await;
+    assert_eq!(
+        (code, err["field"].as_str()),
+        (422, Some("deadline")),
+        "{err}"
+    );
+    let (code, list) = api.call("GET", "/api/reauth-campaigns", &admin, None).await;
+    assert_eq!(code, 200);
+    assert_eq!(list.as_array().map(Vec::len), Some(2), "{list}");
+}

@@ -10,6 +10,7 @@
 //! pages inside a transaction it commits.
 
 pub mod accounts;
+pub mod campaigns;
 pub mod contacts;
 pub mod deals;
 mod error;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use mailroom_crm::accounts::{self, Account};
 use mailroom_crm::index::ContactIndex;
 use mailroom_crm::messages::{self, AccountContext, Copy};
-use mailroom_crm::{CrmError, Id, generation};
+use mailroom_crm::{CrmError, Id, campaigns, generation};
 use mailroom_oauth::OAuth;
 use mailroom_runtime::{
     CallError, OperatorGrant, Page, Plugin, ProviderError, Registry, Run, Window,
@@ -43,6 +43,36 @@ pub struct EngineConfig {
     pub fetch_batch: usize,
     /// The OAuth providers whose accounts' tokens the engine keeps fresh.
     pub oauth: Arc<OAuth>,
+    /// The time re-authorisation deadlines are held to.
+    pub clock: Clock,
+}
+
+/// The time the engine holds deadlines to (Unix seconds): the system's, or
+/// one a test controls.
+#[derive(Clone)]
+pub struct Clock(Arc<dyn Fn() -> i64 + Send + Sync>);
+
+impl Clock {
+    /// The system clock.
+    pub fn system() -> Self {
+        Clock(Arc::new(unix_now))
+    }
+
+    /// A clock that reads `now`.
+    pub fn new(now: impl Fn() -> i64 + Send + Sync + 'static) -> Self {
+        Clock(Arc::new(now))
+    }
+
+    /// The time now.
+    pub fn now(&self) -> i64 {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Clock({})", self.now())
+    }
 }
 
 impl Default for EngineConfig {
@@ -57,6 +87,7 @@ impl Default for EngineConfig {
             grant: OperatorGrant::default(),
             fetch_batch: 100,
             oauth: Arc::default(),
+            clock: Clock::system(),
         }
     }
 }
@@ -242,6 +273,12 @@ impl Engine {
         let node = &self.config.node;
         let position = state::position(&self.db, id).await?;
         let outcome = match accounts::get(&self.db, &self.vault, id).await {
+            Ok(account) if self.past_deadline(&account).await? => {
+                Err(Stop::Call(CallError::Provider(ProviderError::AuthFailed(
+                    "the operator required this account to sign in again by a deadline that has passed"
+                        .into(),
+                ))))
+            }
             Ok(account) => match self.registry.get(&account.provider) {
                 Some(plugin) => {
                     let span = tracing::error_span!(
@@ -300,6 +337,12 @@ impl Engine {
         }
         state::finish(&self.db, id, node, ending).await?;
         Ok(())
+    }
+
+    /// Whether a re-authorisation campaign's deadline has passed for the account.
+    async fn past_deadline(&self, account: &Account) -> Result<bool, SyncError> {
+        let notice = campaigns::notice(&self.db, account).await?;
+        Ok(notice.is_some_and(|n| n.deadline <= self.config.clock.now()))
     }
 
     /// The lease length in whole seconds.

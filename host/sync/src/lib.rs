@@ -15,6 +15,6 @@ mod engine;
 mod start;
 mod state;
 
-pub use engine::{Engine, EngineConfig, SyncError};
+pub use engine::{Clock, Engine, EngineConfig, SyncError};
 pub use start::{Renew, StartError, Starter};
 pub use state::{Phase, SyncStatus, schedule_now, status};

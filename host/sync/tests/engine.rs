@@ -736,3 +736,136 @@ async fn two_hosts(kind: Kind) {
     );
 }
 both_backends!(two_hosts_share_the_accounts_without_overlap, two_hosts);
+
+/// A re-authorisation campaign, held to a clock the test moves: before the
+/// deadline a due account keeps syncing (its owner sees the notice); at the
+/// deadline it stops with `reauth_required`; signing in again clears it and
+/// sync resumes from its cursor with nothing doubled. An account connected
+/// after the date, or of another provider, is never touched.
+async fn reauth_campaign(kind: Kind) {
+    use mailroom_crm::campaigns::{self, NewCampaign};
+    use mailroom_sync::Clock;
+    use std::sync::atomic::{AtomicI64, Ordering};
+
+    let w = world(kind).await;
+    let me = w.user("me@corp.test", Plan::Lite).await;
+    w.contact(&["ann@x.test"]).await;
+    let settings = [
+        ("messages", "30"),
+        ("page_size", "10"),
+        ("contacts", "ann@x.test"),
+    ];
+    let old = w
+        .connect(&me, "old@corp.test", &settings, Scope::AllContacts)
+        .await;
+    let now = Arc::new(AtomicI64::new(unix_now()));
+    let clock = {
+        let now = now.clone();
+        Clock::new(move || now.load(Ordering::SeqCst))
+    };
+    let engine = Engine::new(
+        w.db.clone(),
+        w.vault.clone(),
+        w.registry.clone(),
+        EngineConfig {
+            node: "a".into(),
+            lease: Duration::from_secs(30),
+            clock,
+            ..EngineConfig::default()
+        },
+    );
+    engine.run_until_idle().await.unwrap();
+    assert_eq!(messages::counts(&w.db, old.id).await.unwrap().stored, 30);
+
+    let t = unix_now();
+    let campaign = campaigns::create(
+        &w.db,
+        &NewCampaign {
+            provider: "scripted".into(),
+            connected_before: t + 1,
+            deadline: t + 86_400,
+        },
+    )
+    .await
+    .unwrap();
+    let refused = campaigns::create(
+        &w.db,
+        &NewCampaign {
+            provider: "scripted".into(),
+            connected_before: t,
+            deadline: t - 1,
+        },
+    )
+    .await;
+    assert!(refused.is_err(), "a deadline before the date is refused");
+    let old = accounts::get(&w.db, &w.vault, old.id).await.unwrap();
+    let notice = campaigns::notice(&w.db, &old)
+        .await
+        .unwrap()
+        .expect("a notice");
+    assert_eq!(notice.deadline, campaign.deadline);
+
+    // Before the deadline: more mail still syncs.
+    w.set(&me, &old, &[("messages", "40")]).await;
+    let old = accounts::get(&w.db, &w.vault, old.id).await.unwrap();
+    engine.run_until_idle().await.unwrap();
+    assert_eq!(
+        status(&w.db, old.id).await.unwrap().unwrap().phase,
+        Phase::Active
+    );
+    assert_eq!(messages::counts(&w.db, old.id).await.unwrap().stored, 40);
+
+    // The clock passes the deadline: the account stops, with the reason.
+    now.store(campaign.deadline, Ordering::SeqCst);
+    schedule_now(&w.db, old.id).await.unwrap();
+    w.set(&me, &old, &[("messages", "50")]).await;
+    engine.run_until_idle().await.unwrap();
+    let st = status(&w.db, old.id).await.unwrap().unwrap();
+    assert_eq!(st.phase, Phase::ReauthRequired, "{st:?}");
+    assert!(st.text.contains("deadline"), "{}", st.text);
+    assert_eq!(messages::counts(&w.db, old.id).await.unwrap().stored, 40);
+
+    // Signing in again (new credentials, after the campaign began) clears it.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    accounts::change(
+        &w.db,
+        &w.vault,
+        &me,
+        old.id,
+        &Change {
+            secrets: Some(BTreeMap::from([("password".into(), "new-pw".into())])),
+            ..Change::default()
+        },
+    )
+    .await
+    .unwrap();
+    schedule_now(&w.db, old.id).await.unwrap();
+    let old = accounts::get(&w.db, &w.vault, old.id).await.unwrap();
+    assert_eq!(campaigns::notice(&w.db, &old).await.unwrap(), None);
+    engine.run_until_idle().await.unwrap();
+    assert_eq!(
+        status(&w.db, old.id).await.unwrap().unwrap().phase,
+        Phase::Active
+    );
+    assert_eq!(
+        messages::counts(&w.db, old.id).await.unwrap().stored,
+        50,
+        "resumed, nothing doubled"
+    );
+
+    // Connected after the date: no notice, never stopped.
+    let new = w
+        .connect(&me, "new@corp.test", &settings, Scope::AllContacts)
+        .await;
+    engine.run_until_idle().await.unwrap();
+    let new = accounts::get(&w.db, &w.vault, new.id).await.unwrap();
+    assert_eq!(campaigns::notice(&w.db, &new).await.unwrap(), None);
+    assert_eq!(
+        status(&w.db, new.id).await.unwrap().unwrap().phase,
+        Phase::Active
+    );
+}
+both_backends!(
+    a_reauthorisation_campaign_stops_accounts_at_its_deadline,
+    reauth_campaign
+);

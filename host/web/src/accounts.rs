@@ -8,6 +8,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use mailroom_crm::accounts::{self, Account, Change, Connect};
+use mailroom_crm::campaigns::{self, Campaign, NewCampaign, Notice};
 use mailroom_crm::messages::{self, Counts};
 use mailroom_runtime::{AccountInput, CallError, Outgoing, ProviderError, Secret, Secrets};
 use mailroom_sync::{Renew, StartError, Starter, SyncStatus, schedule_now, status};
@@ -28,15 +29,19 @@ pub struct AccountView {
     pub sync: Option<SyncStatus>,
     /// How much of its mail is held: copies stored, messages seen, messages skipped.
     pub mail: Counts,
+    /// The operator requires it to sign in again by a deadline.
+    pub reauth_notice: Option<Notice>,
 }
 
 async fn view(state: &AppState, account: Account) -> Result<AccountView, ApiError> {
     let sync = status(&state.db, account.id).await?;
     let mail = messages::counts(&state.db, account.id).await?;
+    let reauth_notice = campaigns::notice(&state.db, &account).await?;
     Ok(AccountView {
         account,
         sync,
         mail,
+        reauth_notice,
     })
 }
 
@@ -351,4 +356,37 @@ pub async fn send(
             provider_id,
         }),
     ))
+}
+
+/// Require the accounts of a provider connected before a date to sign in
+/// again by a deadline (admins only). Until then their owners see a notice;
+/// from the deadline those not re-authorised stop syncing.
+#[utoipa::path(post, path = "/api/reauth-campaigns", request_body = NewCampaign, tag = "accounts",
+    responses((status = 201, body = Campaign), (status = 403, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+pub async fn require_reauth(
+    State(s): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    JsonBody(new): JsonBody<NewCampaign>,
+) -> Result<(StatusCode, Json<Campaign>), ApiError> {
+    crate::auth::admin(&user)?;
+    if s.registry.get(new.provider.trim()).is_none() {
+        return Err(ApiError::invalid(
+            "provider",
+            format!("no plugin named `{}` is installed", new.provider.trim()),
+        ));
+    }
+    Ok((
+        StatusCode::CREATED,
+        Json(campaigns::create(&s.db, &new).await?),
+    ))
+}
+
+/// Every re-authorisation campaign, newest first (admins only).
+#[utoipa::path(get, path = "/api/reauth-campaigns", tag = "accounts", responses((status = 200, body = Vec<Campaign>)))]
+pub async fn reauth_campaigns(
+    State(s): State<AppState>,
+    CurrentUser(user): CurrentUser,
+) -> Result<Json<Vec<Campaign>>, ApiError> {
+    crate::auth::admin(&user)?;
+    Ok(Json(campaigns::list(&s.db).await?))
 }

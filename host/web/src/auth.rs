@@ -191,11 +191,12 @@ pub async fn create_token(
     Ok((StatusCode::CREATED, Json(Issued { token, user })))
 }
 
-fn admin(user: &User) -> Result<(), ApiError> {
+/// Admins only.
+pub(crate) fn admin(user: &User) -> Result<(), ApiError> {
     if user.role == Role::Admin {
         Ok(())
     } else {
-        Err(ApiError::forbidden("only an admin may manage users"))
+        Err(ApiError::forbidden("only an admin may do this"))
     }
 }
 

@@ -92,6 +92,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/accounts/{id}/send", post(accounts::send))
         .route("/api/accounts/{id}/skipped", get(accounts::skipped))
+        .route(
+            "/api/reauth-campaigns",
+            get(accounts::reauth_campaigns).post(accounts::require_reauth),
+        )
         .route("/api/oauth/{provider}", post(oauth::begin))
         .route("/oauth/{provider}/callback", get(oauth::callback))
         .fallback(|| async { ApiError::not_found("no such endpoint") })

@@ -45,6 +45,8 @@ use crate::{accounts, auth, crm, error, oauth, plugins};
         accounts::send,
         accounts::skipped,
         oauth::begin,
+        accounts::require_reauth,
+        accounts::reauth_campaigns,
         plugins::list,
     ),
     components(schemas(error::ErrorBody)),
