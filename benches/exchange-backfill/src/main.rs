@@ -19,9 +19,8 @@
 //! Each runs three times, interleaved; the medians are printed.
 
 use std::collections::BTreeMap;
-use std::time::Instant;
 
-use bench_support::{Backfill, DAY, ROUNDS, mailbox, median, now};
+use bench_support::{Backfill, DAY, ROUNDS, mailbox, now, versus_raw};
 use graph_emulator::Emulator;
 use mailroom_runtime::OperatorGrant;
 use serde_json::Value;
@@ -127,31 +126,10 @@ async fn main() {
         contacts: bench_support::contacts(),
     };
 
-    let mut rates: [Vec<f64>; 2] = Default::default();
-    let mut counts = mailroom_crm::messages::Counts::default();
-    for round in 0..ROUNDS {
-        let here = dir.path().join(format!("round-{round}"));
-        let (secs, c) = backfill.run(&here).await;
-        assert_eq!(
-            (c.seen + c.failed) as usize,
-            MESSAGES,
-            "Mailroom indexed or skipped every message"
-        );
-        rates[1].push(MESSAGES as f64 / secs);
-        counts = c;
-
-        let start = Instant::now();
-        let got = raw_serving(&emulator, &token).await;
-        rates[0].push(MESSAGES as f64 / start.elapsed().as_secs_f64());
-        assert_eq!(got, MESSAGES, "the bare client got every message");
-        eprintln!(
-            "round {}: emulator raw {:.0}, mailroom {:.0} msg/s",
-            round + 1,
-            rates[0][round],
-            rates[1][round]
-        );
-    }
-    let [raw_rate, mailroom_rate] = rates.map(median);
+    let (mailroom_rate, raw_rate, counts) = versus_raw(&backfill, dir.path(), MESSAGES, || {
+        raw_serving(&emulator, &token)
+    })
+    .await;
     println!(
         "Microsoft 365 (Graph) backfill of {MESSAGES} messages ({:.1} MB, SpamAssassin corpus cycled) from the Graph emulator; \
          Mailroom stored {}, skipped {} with a reason; medians of {ROUNDS} interleaved rounds:",

@@ -189,3 +189,44 @@ impl Backfill {
         (secs, counts)
     }
 }
+
+/// Medians of [`ROUNDS`] interleaved rounds of Mailroom's backfill and a bare
+/// client's pass over the same `messages` (`raw` returns how many it got):
+/// (Mailroom's rate, the bare client's rate, Mailroom's last counts), in
+/// messages per second.
+pub async fn versus_raw<F, Fut>(
+    backfill: &Backfill,
+    dir: &Path,
+    messages: usize,
+    raw: F,
+) -> (f64, f64, Counts)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = usize>,
+{
+    let mut rates: [Vec<f64>; 2] = Default::default();
+    let mut counts = Counts::default();
+    for round in 0..ROUNDS {
+        let (secs, c) = backfill.run(&dir.join(format!("round-{round}"))).await;
+        assert_eq!(
+            (c.seen + c.failed) as usize,
+            messages,
+            "Mailroom indexed or skipped every message"
+        );
+        rates[0].push(messages as f64 / secs);
+        counts = c;
+
+        let start = Instant::now();
+        let got = raw().await;
+        rates[1].push(messages as f64 / start.elapsed().as_secs_f64());
+        assert_eq!(got, messages, "the bare client got every message");
+        eprintln!(
+            "round {}: mailroom {:.0}, bare client {:.0} msg/s",
+            round + 1,
+            rates[0][round],
+            rates[1][round]
+        );
+    }
+    let [mailroom, raw] = rates.map(median);
+    (mailroom, raw, counts)
+}

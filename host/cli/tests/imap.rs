@@ -4,9 +4,9 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
-use common::{Api, Crm, Server, Site};
+use common::{Api, Crm, Server, Site, now};
 use mailroom_test_support::db::Kind;
 use mailroom_test_support::dovecot::Dovecot;
 use mailroom_test_support::plugin;
@@ -16,13 +16,6 @@ use serde_json::{Value, json};
 const ALICE: &str = "alice@corp.test";
 const PASSWORD: &str = "Imap-Passw0rd-Secret-9931";
 const DAY: i64 = 86_400;
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
 
 /// A plain message.
 fn letter(id: &str, from: &str, to: &str, subject: &str, at: i64) -> Vec<u8> {

@@ -6,9 +6,9 @@
 
 mod common;
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use common::{Api, Crm, Server, Site};
+use common::{Api, Crm, Server, Site, letter, now};
 use graph_emulator::{Client, Emulator, Fault};
 use mailroom_test_support::db::Kind;
 use mailroom_test_support::plugin;
@@ -19,23 +19,6 @@ const DAVE: &str = "dave@client.test";
 const DAY: i64 = 86_400;
 const CLIENT_ID: &str = "6731de76-14a6-49ae-97bc-6eba6914391e";
 const CLIENT_SECRET: &str = "emulator~secret";
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-fn letter(from: &str, to: &str, subject: &str, at: i64) -> Vec<u8> {
-    let date = httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(at as u64));
-    format!(
-        "Message-ID: <{}@contoso.test>\r\nFrom: {from}\r\nTo: {to}\r\nSubject: {subject}\r\n\
-         Date: {date}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nAbout {subject}.\r\n",
-        subject.replace(' ', "-")
-    )
-    .into_bytes()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn microsoft365_signs_in_backfills_follows_delta_throttles_reauthorises_and_sends() {

@@ -12,6 +12,25 @@ use mailroom_test_support::db::{Kind, TestDb};
 use mailroom_test_support::plugin;
 use serde_json::Value;
 
+/// Now, in Unix seconds.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// A plain message whose Message-ID follows from its subject.
+pub fn letter(from: &str, to: &str, subject: &str, at: i64) -> Vec<u8> {
+    let date = httpdate::fmt_http_date(std::time::UNIX_EPOCH + Duration::from_secs(at as u64));
+    format!(
+        "Message-ID: <{}@mailroom.test>\r\nFrom: {from}\r\nTo: {to}\r\nSubject: {subject}\r\n\
+         Date: {date}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nAbout {subject}.\r\n",
+        subject.replace(' ', "-")
+    )
+    .into_bytes()
+}
+
 pub const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 pub const LOGIN_PASSWORD: &str = "login-pw-Secret-42";
 
