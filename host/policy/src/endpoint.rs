@@ -122,8 +122,20 @@ pub enum EndpointError {
     },
 }
 
+/// Template values the host provides for every account, beside the plugin's
+/// fields: `address_domain`, the domain of the account's address (for
+/// `https://autodiscover.{address_domain}`).
+pub const HOST_VALUES: &[&str] = &["address_domain"];
+
+/// The host-provided template values of an account with this address.
+pub fn host_values(address: &str) -> BTreeMap<String, String> {
+    let domain = address.rsplit_once('@').map_or("", |(_, d)| d).trim();
+    BTreeMap::from([("address_domain".to_string(), domain.to_lowercase())])
+}
+
 /// A declared endpoint template: `scheme://host[:port]`, where host and port
-/// may each be a literal or one `{field}` placeholder.
+/// may each be a literal or one `{field}` placeholder; a host placeholder may
+/// follow a literal prefix of whole labels (`autodiscover.{address_domain}`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Template {
     text: String,
@@ -135,29 +147,42 @@ pub struct Template {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Part {
     Literal(String),
-    Field(String),
+    /// A field's value, after a literal prefix (`autodiscover.`) or none.
+    Field {
+        prefix: String,
+        name: String,
+    },
 }
 
 impl Part {
-    fn parse(s: &str) -> Option<Self> {
-        match s.strip_prefix('{').and_then(|r| r.strip_suffix('}')) {
-            Some(name) if is_field_name(name) => Some(Part::Field(name.to_string())),
+    fn parse(s: &str, prefix_allowed: bool) -> Option<Self> {
+        let (prefix, rest) = match s.find('{') {
+            Some(at) if prefix_allowed => s.split_at(at),
+            _ => ("", s),
+        };
+        let prefix_ok = prefix.is_empty()
+            || (prefix.ends_with('.')
+                && !prefix.contains(['{', '}', ':'])
+                && !prefix.starts_with('.'));
+        match rest.strip_prefix('{').and_then(|r| r.strip_suffix('}')) {
+            Some(name) if is_field_name(name) && prefix_ok => Some(Part::Field {
+                prefix: prefix.to_string(),
+                name: name.to_string(),
+            }),
             Some(_) => None,
             None if !s.is_empty() && !s.contains(['{', '}']) => Some(Part::Literal(s.to_string())),
             None => None,
         }
     }
 
-    fn fill<'a>(
-        &'a self,
-        settings: &'a BTreeMap<String, String>,
-    ) -> Result<&'a str, EndpointError> {
+    fn fill(&self, settings: &BTreeMap<String, String>) -> Result<String, EndpointError> {
         match self {
-            Part::Literal(s) => Ok(s),
-            Part::Field(name) => settings
+            Part::Literal(s) => Ok(s.clone()),
+            Part::Field { prefix, name } => settings
                 .get(name)
                 .map(|v| v.trim())
                 .filter(|v| !v.is_empty())
+                .map(|v| format!("{prefix}{v}"))
                 .ok_or_else(|| EndpointError::MissingField {
                     field: name.clone(),
                 }),
@@ -166,7 +191,7 @@ impl Part {
 
     fn field(&self) -> Option<&str> {
         match self {
-            Part::Field(name) => Some(name),
+            Part::Field { name, .. } => Some(name),
             Part::Literal(_) => None,
         }
     }
@@ -195,10 +220,13 @@ impl Template {
             return Err(bad("a path is not part of an endpoint"));
         }
         let (host, port) = split_host_port(rest);
-        let host =
-            Part::parse(host).ok_or_else(|| bad("the host must be a name or one {field}"))?;
+        let host = Part::parse(host, true).ok_or_else(|| {
+            bad("the host must be a name, or one {field} after an optional `label.` prefix")
+        })?;
         let port = port
-            .map(|p| Part::parse(p).ok_or_else(|| bad("the port must be a number or one {field}")))
+            .map(|p| {
+                Part::parse(p, false).ok_or_else(|| bad("the port must be a number or one {field}"))
+            })
             .transpose()?;
         if let Some(Part::Literal(p)) = &port {
             p.parse::<u16>()
@@ -241,12 +269,12 @@ impl Template {
     /// Fill the template from an account's settings.
     pub fn render(&self, settings: &BTreeMap<String, String>) -> Result<Endpoint, EndpointError> {
         let host = self.host.fill(settings)?;
-        let host = normalise_host(host).map_err(|_| match &self.host {
-            Part::Field(field) => EndpointError::BadValue {
+        let host = normalise_host(&host).map_err(|_| match &self.host {
+            Part::Field { name: field, .. } => EndpointError::BadValue {
                 field: field.clone(),
                 why: format!("`{host}` is not a valid host name"),
             },
-            Part::Literal(_) => EndpointError::BadHost { host: host.into() },
+            Part::Literal(_) => EndpointError::BadHost { host: host.clone() },
         })?;
         let port = match &self.port {
             None => self.scheme.default_port().unwrap_or(0),
@@ -319,6 +347,25 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn a_host_placeholder_may_follow_a_label_prefix() {
+        let t = Template::parse("https://autodiscover.{address_domain}").unwrap();
+        let values = host_values("Carol@Contoso.TEST");
+        assert_eq!(
+            t.render(&values).unwrap().to_string(),
+            "https://autodiscover.contoso.test:443"
+        );
+        assert_eq!(t.fields().collect::<Vec<_>>(), ["address_domain"]);
+        for bad in [
+            "https://auto{x}",
+            "https://.{x}",
+            "https://a.{x}.b",
+            "tls://h:9{port}",
+        ] {
+            assert!(Template::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -19,6 +19,6 @@ mod grant;
 mod secret;
 
 pub use address::{AddressClass, classify};
-pub use endpoint::{Endpoint, EndpointError, Scheme, Template};
+pub use endpoint::{Endpoint, EndpointError, HOST_VALUES, Scheme, Template, host_values};
 pub use grant::{AccountPolicy, Denial, OperatorGrant, Origin};
 pub use secret::{Redactor, Secret, SecretEncoding, Secrets};

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use mailroom_contract::v1::PluginPre;
 use mailroom_contract::v1::provider::{Credential, Endpoint, Field, PluginInfo};
 use mailroom_contract::{CONTRACT_V1, PROVIDER_INTERFACE_V1};
-use mailroom_policy::{OperatorGrant, Secrets, Template};
+use mailroom_policy::{HOST_VALUES, OperatorGrant, Secrets, Template};
 use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 use wasmtime::component::types::ComponentItem;
@@ -227,6 +227,9 @@ fn validate(info: &PluginInfo) -> Result<Vec<Template>, LoadError> {
         if !name_ok(&f.name, b'_') {
             return bad(format!("field name `{}` must be of a-z, 0-9 and _", f.name));
         }
+        if HOST_VALUES.contains(&f.name.as_str()) {
+            return bad(format!("field name `{}` is the host's own", f.name));
+        }
         if fields.insert(f.name.as_str(), f.secret).is_some() {
             return bad(format!("field `{}` is declared twice", f.name));
         }
@@ -240,6 +243,9 @@ fn validate(info: &PluginInfo) -> Result<Vec<Template>, LoadError> {
             return bad(format!("endpoint `{}` is declared twice", e.template));
         }
         for field in template.fields() {
+            if HOST_VALUES.contains(&field) {
+                continue;
+            }
             match fields.get(field) {
                 None => {
                     return bad(format!(

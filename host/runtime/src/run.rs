@@ -11,7 +11,9 @@ use mailroom_contract::v1::provider::{
 use mailroom_contract::v1::types::ConfigError;
 use mailroom_http::{HttpHooks, basic_credential, bearer_credential};
 use mailroom_net::{Audit, ConnectionBudget, NetCtx};
-use mailroom_policy::{AccountPolicy, Denial, EndpointError, OperatorGrant, Secret, Secrets};
+use mailroom_policy::{
+    AccountPolicy, Denial, EndpointError, OperatorGrant, Secret, Secrets, host_values,
+};
 use tracing::Instrument;
 use wasmtime::component::{ResourceAny, ResourceTable};
 use wasmtime::{Store, Trap};
@@ -98,8 +100,11 @@ impl Run {
                 settings.insert(f.name.clone(), default.clone());
             }
         }
+        // Templates also see what the host provides (the address's domain).
+        let mut values = host_values(&input.address);
+        values.extend(settings.iter().map(|(k, v)| (k.clone(), v.clone())));
         let policy =
-            Arc::new(AccountPolicy::new(&plugin.templates, grant, &settings).map_err(bad_config)?);
+            Arc::new(AccountPolicy::new(&plugin.templates, grant, &values).map_err(bad_config)?);
         let credentials = d
             .endpoints
             .iter()
