@@ -1,9 +1,8 @@
-//! `make bench-exchange-backfill`: how fast Mailroom backfills a Microsoft
-//! 365 mailbox through Microsoft Graph, beside what the Graph emulator can
-//! serve. (The EWS connector and its emulator are still to come; their
-//! figures will join these.)
+//! `make bench-exchange-backfill`: how fast Mailroom backfills an Exchange
+//! mailbox, through Microsoft Graph (Microsoft 365) and through EWS
+//! (Exchange servers), beside what each emulator can serve.
 //!
-//! The Graph emulator (in this process) holds 10,000 messages in Inbox: the
+//! Each emulator (in this process) holds 10,000 messages in Inbox: the
 //! SpamAssassin corpus cycled, each from one of 100 known contacts, over the
 //! last 300 days. Measured, in messages per second:
 //!
@@ -16,17 +15,26 @@
 //!   `$value`, four at a time) by a bare native client that discards the
 //!   answers: the emulator's serving rate.
 //!
+//! - `mailroom-ews`: the sync engine running the Exchange plugin against the
+//!   EWS emulator as `https://mail.contoso.test`: the baseline sync state,
+//!   `FindItem` pages of 100, `GetItem` with MIME for each page, stored.
+//! - `ews-emulator-raw`: the same SOAP requests by a bare native client.
+//!
 //! Each runs three times, interleaved; the medians are printed.
 
 use std::collections::BTreeMap;
 
 use bench_support::{Backfill, DAY, ROUNDS, mailbox, now, versus_raw};
+use ews_emulator::Emulator as EwsEmulator;
+use ews_emulator::requests::{envelope, find_item, get_item, sync};
 use graph_emulator::Emulator;
 use mailroom_runtime::OperatorGrant;
 use serde_json::Value;
 
 const MESSAGES: usize = 10_000;
 const USER: &str = "bench@contoso.test";
+const EWS_USER: &str = "ews-bench@contoso.test";
+const EWS_PASSWORD: &str = "Bench-Exch-Passw0rd";
 const PAGE: usize = 100;
 /// Requests in flight at once, as the plugin sends them.
 const CONCURRENCY: usize = 4;
@@ -90,6 +98,65 @@ async fn raw_serving(emulator: &Emulator, token: &str) -> usize {
     got
 }
 
+/// The bare EWS client: the baseline state, then every page of the window
+/// listed and fetched with MIME; messages got.
+async fn raw_ews(emulator: &EwsEmulator) -> usize {
+    let http = reqwest::Client::new();
+    let post = |body: String| {
+        let request = http
+            .post(emulator.ews_url())
+            .basic_auth(EWS_USER, Some(EWS_PASSWORD))
+            .header("content-type", "text/xml; charset=utf-8")
+            .body(envelope(&body));
+        async move {
+            request
+                .send()
+                .await
+                .expect("EWS")
+                .text()
+                .await
+                .expect("answer")
+        }
+    };
+    let ids = |text: &str| -> Vec<String> {
+        text.split("<t:ItemId Id=\"")
+            .skip(1)
+            .filter_map(|s| s.split('"').next().map(str::to_string))
+            .collect()
+    };
+    let mut state = String::new();
+    loop {
+        let answer = post(sync("inbox", &state, 512)).await;
+        state = answer
+            .split("<m:SyncState>")
+            .nth(1)
+            .and_then(|s| s.split('<').next())
+            .unwrap_or_default()
+            .to_string();
+        if answer.contains("<m:IncludesLastItemInRange>true<") {
+            break;
+        }
+    }
+    let since = chrono::DateTime::from_timestamp(now() - 365 * DAY, 0)
+        .expect("a time")
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let (mut offset, mut got) = (0, 0);
+    loop {
+        let page = post(find_item("inbox", &since, offset, PAGE)).await;
+        let listed = ids(&page);
+        offset += listed.len();
+        if !listed.is_empty() {
+            let refs: Vec<&str> = listed.iter().map(String::as_str).collect();
+            let items = post(get_item(&refs)).await;
+            got += items.matches("<t:MimeContent").count();
+        }
+        if page.contains("IncludesLastItemInRange=\"true\"") {
+            return got;
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() {
     bench_support::init_log();
@@ -130,17 +197,57 @@ async fn main() {
         raw_serving(&emulator, &token)
     })
     .await;
+    let ews = EwsEmulator::start().await.expect("EWS emulator");
+    ews.add_user(EWS_USER, EWS_PASSWORD, None);
+    for (raw, at) in &mailbox(MESSAGES, EWS_USER) {
+        ews.deliver(EWS_USER, "inbox", raw, *at);
+    }
+    let ews_backfill = Backfill {
+        plugin: "exchange",
+        address: EWS_USER.into(),
+        settings: BTreeMap::from([
+            (
+                "exchange_server".to_string(),
+                "mail.contoso.test".to_string(),
+            ),
+            ("folders".to_string(), "inbox".to_string()),
+            ("batch_size".to_string(), PAGE.to_string()),
+        ]),
+        secrets: BTreeMap::from([("password".to_string(), EWS_PASSWORD.to_string())]),
+        grant: OperatorGrant {
+            private_networks: vec!["127.0.0.0/8".parse().expect("a network")],
+            origins: vec![
+                format!("https://mail.contoso.test={}", ews.url())
+                    .parse()
+                    .expect("an origin"),
+            ],
+            ..OperatorGrant::default()
+        },
+        extra_ca: None,
+        contacts: bench_support::contacts(),
+    };
+    let (ews_rate, ews_raw_rate, ews_counts) =
+        versus_raw(&ews_backfill, &dir.path().join("ews"), MESSAGES, || {
+            raw_ews(&ews)
+        })
+        .await;
+
     println!(
-        "Microsoft 365 (Graph) backfill of {MESSAGES} messages ({:.1} MB, SpamAssassin corpus cycled) from the Graph emulator; \
-         Mailroom stored {}, skipped {} with a reason; medians of {ROUNDS} interleaved rounds:",
+        "Exchange backfill of {MESSAGES} messages ({:.1} MB, SpamAssassin corpus cycled) from each emulator; \
+         medians of {ROUNDS} interleaved rounds. Graph: Mailroom stored {}, skipped {}; EWS: stored {}, skipped {}:",
         bytes as f64 / 1e6,
         counts.stored,
-        counts.failed
+        counts.failed,
+        ews_counts.stored,
+        ews_counts.failed
     );
     println!(
-        "mailroom vs emulator: {:.0}%",
-        100.0 * mailroom_rate / raw_rate
+        "mailroom vs emulator: Graph {:.0}%, EWS {:.0}%",
+        100.0 * mailroom_rate / raw_rate,
+        100.0 * ews_rate / ews_raw_rate
     );
     println!("mailroom-graph: {mailroom_rate:.0} msg/s");
     println!("graph-emulator-raw: {raw_rate:.0} msg/s");
+    println!("mailroom-ews: {ews_rate:.0} msg/s");
+    println!("ews-emulator-raw: {ews_raw_rate:.0} msg/s");
 }

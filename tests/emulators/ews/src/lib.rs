@@ -17,6 +17,8 @@
 //! back-off), expired sync states, a password change. It must not be used
 //! outside tests.
 
+pub mod requests;
+
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};

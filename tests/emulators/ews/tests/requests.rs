@@ -6,28 +6,11 @@
 
 mod schema;
 
-use ews_emulator::{Emulator, Fault, M, T};
+use ews_emulator::requests::{create_item, envelope, find_item, get_item, standalone, sync};
+use ews_emulator::{Emulator, Fault};
 
 const CAROL: &str = "carol@contoso.test";
 const PASSWORD: &str = "Exch-Passw0rd";
-
-fn envelope(body: &str) -> String {
-    format!(
-        r#"<?xml version="1.0" encoding="utf-8"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" xmlns:m="{M}" xmlns:t="{T}"><s:Header><t:RequestServerVersion Version="Exchange2013"/></s:Header><s:Body>{body}</s:Body></s:Envelope>"#
-    )
-}
-
-/// The body element as a document of its own, for the schema.
-fn standalone(body: &str) -> String {
-    let end = body
-        .find(|c: char| c.is_whitespace() || c == '>')
-        .unwrap_or(body.len());
-    format!(
-        "{} xmlns:m=\"{M}\" xmlns:t=\"{T}\"{}",
-        &body[..end],
-        &body[end..]
-    )
-}
 
 async fn call(ews: &Emulator, user: &str, password: &str, body: &str) -> (u16, String) {
     let response = reqwest::Client::new()
@@ -40,39 +23,6 @@ async fn call(ews: &Emulator, user: &str, password: &str, body: &str) -> (u16, S
         .expect("request");
     let status = response.status().as_u16();
     (status, response.text().await.expect("body"))
-}
-
-fn find_item(folder: &str, since: &str, offset: usize, max: usize) -> String {
-    format!(
-        r#"<m:FindItem Traversal="Shallow"><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape><t:AdditionalProperties><t:FieldURI FieldURI="item:DateTimeReceived"/></t:AdditionalProperties></m:ItemShape><m:IndexedPageItemView MaxEntriesReturned="{max}" Offset="{offset}" BasePoint="Beginning"/><m:Restriction><t:IsGreaterThanOrEqualTo><t:FieldURI FieldURI="item:DateTimeReceived"/><t:FieldURIOrConstant><t:Constant Value="{since}"/></t:FieldURIOrConstant></t:IsGreaterThanOrEqualTo></m:Restriction><m:SortOrder><t:FieldOrder Order="Descending"><t:FieldURI FieldURI="item:DateTimeReceived"/></t:FieldOrder></m:SortOrder><m:ParentFolderIds><t:DistinguishedFolderId Id="{folder}"/></m:ParentFolderIds></m:FindItem>"#
-    )
-}
-
-fn get_item(ids: &[&str]) -> String {
-    let ids: String = ids
-        .iter()
-        .map(|id| format!(r#"<t:ItemId Id="{id}"/>"#))
-        .collect();
-    format!(
-        r#"<m:GetItem><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape><t:IncludeMimeContent>true</t:IncludeMimeContent><t:AdditionalProperties><t:FieldURI FieldURI="item:DateTimeReceived"/><t:FieldURI FieldURI="item:ConversationId"/><t:FieldURI FieldURI="message:IsRead"/></t:AdditionalProperties></m:ItemShape><m:ItemIds>{ids}</m:ItemIds></m:GetItem>"#
-    )
-}
-
-fn sync(folder: &str, state: &str, max: usize) -> String {
-    let state = if state.is_empty() {
-        String::new()
-    } else {
-        format!("<m:SyncState>{state}</m:SyncState>")
-    };
-    format!(
-        r#"<m:SyncFolderItems><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape></m:ItemShape><m:SyncFolderId><t:DistinguishedFolderId Id="{folder}"/></m:SyncFolderId>{state}<m:MaxChangesReturned>{max}</m:MaxChangesReturned></m:SyncFolderItems>"#
-    )
-}
-
-fn create_item(mime_b64: &str) -> String {
-    format!(
-        r#"<m:CreateItem MessageDisposition="SendAndSaveCopy"><m:SavedItemFolderId><t:DistinguishedFolderId Id="sentitems"/></m:SavedItemFolderId><m:Items><t:Message><t:MimeContent CharacterSet="UTF-8">{mime_b64}</t:MimeContent></t:Message></m:Items></m:CreateItem>"#
-    )
 }
 
 fn between<'a>(text: &'a str, open: &str, close: &str) -> Vec<&'a str> {
