@@ -149,6 +149,19 @@ async fn exchange_autodiscovers_backfills_syncs_throttles_reauthorises_and_sends
         "{err}"
     );
 
+    // A server that cannot be reached: said so, with the VPN hint.
+    let body = connect(
+        CAROL,
+        json!({"exchange_server": "down.contoso.test"}),
+        PASSWORD,
+    );
+    let (code, err) = crm
+        .api
+        .call("POST", "/api/accounts", &crm.token, Some(body))
+        .await;
+    assert_eq!(code, 502, "{err}");
+    assert!(err["error"].as_str().unwrap().contains("VPN"), "{err}");
+
     // Connected by Autodiscover with the Exchange username.
     let body = connect(
         CAROL,
