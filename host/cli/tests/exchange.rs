@@ -60,13 +60,6 @@ async fn exchange_autodiscovers_backfills_syncs_throttles_reauthorises_and_sends
     };
     let log = site.log();
     let why = || std::fs::read_to_string(&log).unwrap_or_default();
-    let once = |mut v: Vec<String>| {
-        let n = v.len();
-        v.sort();
-        v.dedup();
-        assert_eq!(v.len(), n, "duplicates: {v:?}");
-        v
-    };
     let connect = |address: &str, settings: Value, password: &str| json!({"provider": "exchange", "address": address, "settings": settings, "secrets": {"password": password}});
 
     let t0 = now();
@@ -175,7 +168,7 @@ async fn exchange_autodiscovers_backfills_syncs_throttles_reauthorises_and_sends
         .await;
     for tab in [&dave_tab, &deal_tab] {
         assert_eq!(
-            once(crm.subjects(tab).await),
+            crm.subjects_once(tab).await,
             ["just in", "recent", "we wrote"],
             "{tab}"
         );
@@ -195,11 +188,7 @@ async fn exchange_autodiscovers_backfills_syncs_throttles_reauthorises_and_sends
     );
     crm.wait_for_subject(&dave_tab, "new one", why).await;
     assert!(ews.delete(CAROL, &recent));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while crm.subjects(&dave_tab).await.iter().any(|s| s == "recent") {
-        assert!(Instant::now() < deadline, "the deleted message stayed");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    crm.wait_gone(&dave_tab, "recent").await;
 
     // An invalid sync state: the window again, nothing doubled.
     ews.expire_sync_states(CAROL);
@@ -211,7 +200,7 @@ async fn exchange_autodiscovers_backfills_syncs_throttles_reauthorises_and_sends
     );
     crm.wait_for_subject(&dave_tab, "after expiry", why).await;
     assert_eq!(
-        once(crm.subjects(&dave_tab).await),
+        crm.subjects_once(&dave_tab).await,
         ["after expiry", "just in", "new one", "we wrote"]
     );
 
@@ -285,7 +274,7 @@ async fn exchange_autodiscovers_backfills_syncs_throttles_reauthorises_and_sends
     );
     crm.wait_for_subject(&deal_tab, "Proposal from Exchange", why)
         .await;
-    once(crm.subjects(&deal_tab).await);
+    crm.subjects_once(&deal_tab).await;
 
     // A server given by hand, for a domain without Autodiscover.
     let body = connect(

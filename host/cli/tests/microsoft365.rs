@@ -73,13 +73,6 @@ async fn microsoft365_signs_in_backfills_follows_delta_throttles_reauthorises_an
             .await
         }
     };
-    let once = |mut v: Vec<String>| {
-        let n = v.len();
-        v.sort();
-        v.dedup();
-        assert_eq!(v.len(), n, "duplicates: {v:?}");
-        v
-    };
 
     let t0 = now();
     let dave = crm.contact("Dave", DAVE).await;
@@ -142,7 +135,7 @@ async fn microsoft365_signs_in_backfills_follows_delta_throttles_reauthorises_an
         .await;
     for tab in [&dave_tab, &deal_tab] {
         assert_eq!(
-            once(crm.subjects(tab).await),
+            crm.subjects_once(tab).await,
             ["just in", "recent", "we wrote"],
             "{tab}"
         );
@@ -164,11 +157,7 @@ async fn microsoft365_signs_in_backfills_follows_delta_throttles_reauthorises_an
 
     // A deletion (`@removed`) leaves the timeline.
     assert!(graph.delete(CAROL, &recent));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while crm.subjects(&dave_tab).await.iter().any(|s| s == "recent") {
-        assert!(Instant::now() < deadline, "the deleted message stayed");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    crm.wait_gone(&dave_tab, "recent").await;
 
     // An expired delta token (410 syncStateNotFound): the window again, no duplicates.
     graph.expire_delta(CAROL);
@@ -180,7 +169,7 @@ async fn microsoft365_signs_in_backfills_follows_delta_throttles_reauthorises_an
     );
     wait_for(dave_tab.clone(), "after expiry").await;
     assert_eq!(
-        once(crm.subjects(&dave_tab).await),
+        crm.subjects_once(&dave_tab).await,
         ["after expiry", "just in", "new one", "we wrote"]
     );
 
@@ -235,7 +224,7 @@ async fn microsoft365_signs_in_backfills_follows_delta_throttles_reauthorises_an
         .iter()
         .any(|(_, raw)| String::from_utf8_lossy(raw).contains("Subject: Proposal from Outlook")));
     wait_for(deal_tab.clone(), "Proposal from Outlook").await;
-    once(crm.subjects(&deal_tab).await);
+    crm.subjects_once(&deal_tab).await;
     let log = std::fs::read_to_string(site.log()).unwrap();
     assert!(
         !log.contains("eyJ") && !log.contains("ya29."),

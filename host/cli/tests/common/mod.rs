@@ -283,6 +283,25 @@ impl Crm {
         (status, back.text().await.unwrap(), url.to_string())
     }
 
+    /// Each subject on a record's Emails tab, sorted; there must be no duplicates.
+    pub async fn subjects_once(&self, record: &str) -> Vec<String> {
+        let mut subjects = self.subjects(record).await;
+        let n = subjects.len();
+        subjects.sort();
+        subjects.dedup();
+        assert_eq!(subjects.len(), n, "duplicates on {record}: {subjects:?}");
+        subjects
+    }
+
+    /// Wait until `subject` has left a record's Emails tab (a deletion synced).
+    pub async fn wait_gone(&self, record: &str, subject: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.subjects(record).await.iter().any(|s| s == subject) {
+            assert!(Instant::now() < deadline, "`{subject}` stayed on {record}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     pub async fn wait_for_subject(&self, record: &str, subject: &str, why: impl Fn() -> String) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while !self.subjects(record).await.iter().any(|s| s == subject) {
