@@ -20,8 +20,9 @@
 pub mod requests;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
+
+use emulator_support::{Served, lock};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -90,42 +91,27 @@ struct Inner {
 
 type Shared = Arc<Mutex<Inner>>;
 
-fn lock(state: &Shared) -> MutexGuard<'_, Inner> {
-    state.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// A running emulator. Dropping it stops the server.
 pub struct Emulator {
-    addr: SocketAddr,
+    served: Served,
     state: Shared,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Emulator {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 impl Emulator {
     /// Start on a free loopback port.
     pub async fn start() -> std::io::Result<Emulator> {
         let state: Shared = Arc::default();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
         let app = Router::new()
             .route("/EWS/Exchange.asmx", post(ews))
             .route("/autodiscover/autodiscover.xml", post(autodiscover))
             .with_state(state.clone());
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Ok(Emulator { addr, state, task })
+        let served = Served::start(app).await?;
+        Ok(Emulator { served, state })
     }
 
     /// `http://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.served.url()
     }
 
     /// The EWS endpoint.

@@ -15,8 +15,9 @@
 mod mailbox;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
+
+use emulator_support::{Served, lock};
 use std::time::Duration;
 
 use axum::Router;
@@ -169,22 +170,11 @@ struct Inner {
 
 type Shared = Arc<Mutex<Inner>>;
 
-fn lock(state: &Shared) -> MutexGuard<'_, Inner> {
-    state.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// A running emulator. Dropping it stops the server.
 pub struct Emulator {
-    addr: SocketAddr,
+    served: Served,
     state: Shared,
     identity: Identity,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Emulator {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 impl Emulator {
@@ -195,23 +185,18 @@ impl Emulator {
             identity: identity.clone(),
             ..Inner::default()
         }));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
         let app = router(state.clone()).merge(identity.router(GOOGLE));
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let served = Served::start(app).await?;
         Ok(Emulator {
-            addr,
+            served,
             state,
             identity,
-            task,
         })
     }
 
     /// `http://127.0.0.1:PORT`: the root URL of both the API and OAuth.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.served.url()
     }
 
     /// The consent page (Google's `https://accounts.google.com/o/oauth2/v2/auth`).

@@ -17,8 +17,9 @@
 //! revoking or expiring a user's tokens. It must not be used outside tests.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
+
+use emulator_support::{Served, lock};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -111,22 +112,11 @@ struct Inner {
 
 type Shared = Arc<Mutex<Inner>>;
 
-fn lock(state: &Shared) -> MutexGuard<'_, Inner> {
-    state.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// A running emulator. Dropping it stops the server.
 pub struct Emulator {
-    addr: SocketAddr,
+    served: Served,
     state: Shared,
     identity: Identity,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Emulator {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 /// The folders the emulator knows, by well-known name.
@@ -140,23 +130,18 @@ impl Emulator {
             identity: identity.clone(),
             ..Inner::default()
         }));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
         let app = router(state.clone()).merge(identity.router(MICROSOFT));
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let served = Served::start(app).await?;
         Ok(Emulator {
-            addr,
+            served,
             state,
             identity,
-            task,
         })
     }
 
     /// `http://127.0.0.1:PORT`: the root of Graph and of the identity platform.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.served.url()
     }
 
     /// The authority (`https://login.microsoftonline.com/common`).

@@ -67,7 +67,7 @@ pub struct Identity(Arc<Mutex<Server>>);
 impl Identity {
     /// The server, locked.
     pub fn lock(&self) -> MutexGuard<'_, Server> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+        emulator_support::lock(&self.0)
     }
 
     /// The routes, under `paths`.
