@@ -155,7 +155,12 @@ async fn exchange_autodiscovers_backfills_syncs_throttles_reauthorises_and_sends
     assert_eq!(code, 502, "{err}");
     assert!(err["error"].as_str().unwrap().contains("VPN"), "{err}");
 
-    // Connected by Autodiscover with the Exchange username.
+    // Connected by Autodiscover with the Exchange username; the autodiscover
+    // host redirects to the domain's own, which is granted, so it is followed.
+    ews.redirect_autodiscover(
+        "autodiscover.contoso.test",
+        "https://contoso.test/autodiscover/autodiscover.xml",
+    );
     let body = connect(
         CAROL,
         json!({"exchange_username": "CONTOSO\\carol"}),
@@ -177,6 +182,10 @@ async fn exchange_autodiscovers_backfills_syncs_throttles_reauthorises_and_sends
     assert!(
         calls.get("FindItem").is_some_and(|n| *n >= 3),
         "Inbox paged: {calls:?}"
+    );
+    assert!(
+        calls.get("Autodiscover").is_some_and(|n| *n >= 2),
+        "the redirect was followed: {calls:?}"
     );
 
     // Incremental through SyncFolderItems: new mail, then a deletion.

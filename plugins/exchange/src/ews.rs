@@ -259,38 +259,67 @@ impl Ews {
     }
 }
 
-/// POX Autodiscover for `address` at `https://<host>`: the EWS URL, if found.
-pub async fn autodiscover(host: &str, address: &str) -> Result<Option<String>, ProviderError> {
-    let url = format!("https://{host}/autodiscover/autodiscover.xml");
+/// The host of an `https://` URL, lower-cased; `None` for anything else.
+pub fn https_host(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("https://")?;
+    let host = rest.split(['/', '?']).next()?.to_lowercase();
+    (!host.is_empty()).then_some(host)
+}
+
+/// POX Autodiscover for `address`, starting at `https://<host>`: the EWS URL,
+/// if found. Redirects are followed only onto the `allowed` hosts (the ones
+/// the plugin is granted); a redirect elsewhere asks for the server.
+pub async fn autodiscover(
+    host: &str,
+    address: &str,
+    allowed: &[String],
+) -> Result<Option<String>, ProviderError> {
+    let mut url = format!("https://{host}/autodiscover/autodiscover.xml");
     let request = format!(
         r#"<?xml version="1.0" encoding="utf-8"?><Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006"><Request><EMailAddress>{}</EMailAddress><AcceptableResponseSchema>http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a</AcceptableResponseSchema></Request></Autodiscover>"#,
         escape(address)
     );
     let headers = [("content-type", "text/xml; charset=utf-8")];
-    match http::send(
-        &Client::new(),
-        Method::POST,
-        &url,
-        &headers,
-        Some(request.into_bytes()),
-    )
-    .await
-    {
-        Ok((_, bytes)) => {
-            let text = String::from_utf8_lossy(&bytes);
-            let doc = Document::parse(&text).ok();
-            Ok(doc.and_then(|d| {
-                d.descendants()
-                    .find(|n| n.tag_name().name() == "EwsUrl")
-                    .and_then(|n| n.text())
-                    .map(|t| t.trim().to_string())
-            }))
+    for _hop in 0..5 {
+        let sent = http::send(
+            &Client::new(),
+            Method::POST,
+            &url,
+            &headers,
+            Some(request.clone().into_bytes()),
+        )
+        .await;
+        match sent {
+            Ok((_, bytes)) => {
+                let text = String::from_utf8_lossy(&bytes);
+                let doc = Document::parse(&text).ok();
+                return Ok(doc.and_then(|d| {
+                    d.descendants()
+                        .find(|n| n.tag_name().name() == "EwsUrl")
+                        .and_then(|n| n.text())
+                        .map(|t| t.trim().to_string())
+                }));
+            }
+            Err(Failure::Status { status: 401, .. }) => {
+                return Err(ProviderError::AuthFailed(LOGIN_FAILED.into()));
+            }
+            Err(Failure::Status {
+                status: 301 | 302 | 307 | 308,
+                location: Some(next),
+                ..
+            }) => match https_host(&next) {
+                Some(h) if allowed.contains(&h) => url = next,
+                _ => {
+                    return Err(bad_config(
+                        "exchange_server",
+                        format!("Autodiscover sent us on to {next}: enter the Exchange server"),
+                    ));
+                }
+            },
+            Err(_) => return Ok(None),
         }
-        Err(Failure::Status { status: 401, .. }) => {
-            Err(ProviderError::AuthFailed(LOGIN_FAILED.into()))
-        }
-        Err(_) => Ok(None),
     }
+    Ok(None)
 }
 
 #[cfg(test)]

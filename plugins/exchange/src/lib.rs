@@ -124,14 +124,9 @@ async fn ews_url(account: &Account) -> Result<String, ProviderError> {
         .ok_or_else(|| bad_config("address", "is not an email address"))?;
     let allowed = [format!("autodiscover.{domain}"), domain.clone()];
     for host in &allowed {
-        if let Some(url) = ews::autodiscover(host, &account.address).await? {
-            let found = url
-                .trim_start_matches("https://")
-                .split('/')
-                .next()
-                .unwrap_or("")
-                .to_lowercase();
-            if url.starts_with("https://") && allowed.contains(&found) {
+        if let Some(url) = ews::autodiscover(host, &account.address, &allowed).await? {
+            let found = ews::https_host(&url).unwrap_or_default();
+            if allowed.contains(&found) {
                 return Ok(url);
             }
             return Err(bad_config(

@@ -40,6 +40,7 @@ pub fn into_error(failure: Failure) -> ProviderError {
             status,
             retry_after,
             body,
+            ..
         } => (status, retry_after, body),
         Failure::Transport(why) => return ProviderError::Unreachable(format!("Gmail {why}")),
         Failure::Decode(why) => return ProviderError::Other(why),
@@ -253,6 +254,7 @@ mod tests {
             status,
             retry_after,
             body: body.to_string().into_bytes(),
+            location: None,
         })
     }
 

@@ -31,6 +31,7 @@ pub fn into_error(failure: Failure) -> ProviderError {
             status,
             retry_after,
             body,
+            ..
         } => (status, retry_after, body),
         Failure::Transport(why) => {
             return ProviderError::Unreachable(format!("Microsoft Graph {why}"));
@@ -171,6 +172,7 @@ mod tests {
             status,
             retry_after,
             body: body.to_string().into_bytes(),
+            location: None,
         })
     }
 

@@ -20,6 +20,8 @@ pub enum Failure {
         retry_after: Option<u32>,
         /// The answer's body (the service's error document).
         body: Vec<u8>,
+        /// `Location`, for a redirect (the plugin decides whether to follow it).
+        location: Option<String>,
     },
     /// The request did not complete: refused by the host, DNS, connection, TLS.
     Transport(String),
@@ -75,6 +77,11 @@ pub async fn send(
         .get("retry-after")
         .and_then(|v| v.to_str().ok())
         .and_then(retry_after);
+    let location = response
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let mut body = response.into_body();
     let bytes = body
         .contents()
@@ -86,6 +93,7 @@ pub async fn send(
             status,
             retry_after: retry,
             body: bytes,
+            location,
         });
     }
     Ok((status, bytes))

@@ -87,6 +87,7 @@ struct Inner {
     calls: BTreeMap<String, u64>,
     exchanges: Vec<(String, String)>,
     next: u64,
+    redirects: HashMap<String, String>,
 }
 
 type Shared = Arc<Mutex<Inner>>;
@@ -187,6 +188,13 @@ impl Emulator {
         for _ in 0..count {
             inner.faults.push_back(fault.clone());
         }
+    }
+
+    /// Answer Autodiscover requests that arrive for `host` with a 302 to `location`.
+    pub fn redirect_autodiscover(&self, host: &str, location: &str) {
+        lock(&self.state)
+            .redirects
+            .insert(host.to_lowercase(), location.to_string());
     }
 
     /// Every sync state issued so far becomes invalid.
@@ -656,7 +664,16 @@ fn operation(m: &mut Mailbox, op: &str, request: Node) -> Option<String> {
 
 /// POX Autodiscover: the EWS URL for an address (Basic sign-in required).
 async fn autodiscover(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    let inner = lock(&state);
+    let mut inner = lock(&state);
+    *inner.calls.entry("Autodiscover".into()).or_default() += 1;
+    let arrived = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_lowercase();
+    if let Some(location) = inner.redirects.get(&arrived) {
+        return (StatusCode::FOUND, [(header::LOCATION, location.clone())]).into_response();
+    }
     let Some(key) = sign_in(&inner, &headers) else {
         return unauthorized();
     };
