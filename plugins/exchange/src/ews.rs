@@ -327,6 +327,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn only_https_hosts_are_taken_from_urls() {
+        assert_eq!(
+            https_host("https://Mail.Contoso.test/EWS/Exchange.asmx"),
+            Some("mail.contoso.test".into())
+        );
+        assert_eq!(https_host("http://mail.contoso.test/"), None);
+        assert_eq!(https_host("https:///x"), None);
+    }
+
+    #[test]
     fn answers_and_errors_are_read() {
         let ok = format!(
             r#"<s:Envelope xmlns:s="x"><s:Body><m:SyncFolderItemsResponse xmlns:m="{M}" xmlns:t="{T}"><m:ResponseMessages><m:SyncFolderItemsResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode><m:SyncState>s2</m:SyncState><m:IncludesLastItemInRange>false</m:IncludesLastItemInRange><m:Changes><t:Create><t:Message><t:ItemId Id="a"/></t:Message></t:Create><t:Delete><t:ItemId Id="b"/></t:Delete></m:Changes></m:SyncFolderItemsResponseMessage></m:ResponseMessages></m:SyncFolderItemsResponse></s:Body></s:Envelope>"#
@@ -356,7 +366,8 @@ mod tests {
             into_error(Failure::Status {
                 status: 401,
                 retry_after: None,
-                body: vec![]
+                body: vec![],
+                location: None,
             }),
             ProviderError::AuthFailed(_)
         ));
