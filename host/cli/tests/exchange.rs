@@ -233,6 +233,24 @@ async fn exchange_autodiscovers_backfills_syncs_throttles_reauthorises_and_sends
         throttled.elapsed()
     );
 
+    // The server unreachable during sync: said so, with the VPN hint; back
+    // online, the waiting mail arrives.
+    ews.set_offline(true);
+    ews.deliver(
+        CAROL,
+        "inbox",
+        &letter(DAVE, CAROL, "after outage", now()),
+        now(),
+    );
+    let down = crm.wait(id, "the outage", |s| s["phase"] == "error").await;
+    let text = down["sync"]["error"].as_str().unwrap();
+    assert!(
+        text.contains("could not be reached") && text.contains("VPN"),
+        "{down}"
+    );
+    ews.set_offline(false);
+    crm.wait_for_subject(&dave_tab, "after outage", why).await;
+
     // The password changed on the server: reauth_required with what to try;
     // "Update authentication" with the new one resumes from the cursor.
     ews.set_password(CAROL, "New-Exch-Passw0rd");

@@ -192,6 +192,26 @@ async fn microsoft365_signs_in_backfills_follows_delta_throttles_reauthorises_an
         throttled.elapsed()
     );
 
+    // Graph unreachable: the error says so and the account retries; back
+    // online, the waiting mail arrives.
+    graph.set_offline(true);
+    graph.deliver(
+        CAROL,
+        "inbox",
+        &letter(DAVE, CAROL, "after outage", now()),
+        now(),
+    );
+    let down = crm.wait(id, "the outage", |s| s["phase"] == "error").await;
+    assert!(
+        down["sync"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("could not be reached"),
+        "{down}"
+    );
+    graph.set_offline(false);
+    wait_for(dave_tab.clone(), "after outage").await;
+
     // Consent withdrawn: reauth_required; "Update authentication" resumes.
     graph.identity().revoke(CAROL);
     crm.wait(id, "reauth_required", |s| s["phase"] == "reauth_required")

@@ -49,7 +49,9 @@ pub fn into_error(failure: Failure) -> ProviderError {
                 .take(200)
                 .collect::<String>()
         )),
-        Failure::Transport(why) => ProviderError::Unreachable(format!("{UNREACHABLE} ({why})")),
+        Failure::Transport(why) | Failure::NoSuchHost(why) => {
+            ProviderError::Unreachable(format!("{UNREACHABLE} ({why})"))
+        }
         Failure::Decode(why) => ProviderError::Other(why),
     }
 }
@@ -267,8 +269,11 @@ pub fn https_host(url: &str) -> Option<String> {
 }
 
 /// POX Autodiscover for `address`, starting at `https://<host>`: the EWS URL,
-/// if found. Redirects are followed only onto the `allowed` hosts (the ones
-/// the plugin is granted); a redirect elsewhere asks for the server.
+/// if found; `None` where there is no such host or no Autodiscover answer,
+/// `unreachable` where the host is there but does not answer (so an outage is
+/// retried, not taken for a missing setting). Redirects are followed only
+/// onto the `allowed` hosts (the ones the plugin is granted); a redirect
+/// elsewhere asks for the server.
 pub async fn autodiscover(
     host: &str,
     address: &str,
@@ -316,6 +321,10 @@ pub async fn autodiscover(
                     ));
                 }
             },
+            // A host that refuses or drops the connection is down, not absent.
+            Err(Failure::Transport(why)) => {
+                return Err(ProviderError::Unreachable(format!("{UNREACHABLE} ({why})")));
+            }
             Err(_) => return Ok(None),
         }
     }

@@ -123,8 +123,17 @@ async fn ews_url(account: &Account) -> Result<String, ProviderError> {
         .map(|(_, d)| d.to_lowercase())
         .ok_or_else(|| bad_config("address", "is not an email address"))?;
     let allowed = [format!("autodiscover.{domain}"), domain.clone()];
+    let mut down = None;
     for host in &allowed {
-        if let Some(url) = ews::autodiscover(host, &account.address, &allowed).await? {
+        let found = match ews::autodiscover(host, &account.address, &allowed).await {
+            Ok(found) => found,
+            Err(e @ ProviderError::Unreachable(_)) => {
+                down = Some(e);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        if let Some(url) = found {
             let found = ews::https_host(&url).unwrap_or_default();
             if allowed.contains(&found) {
                 return Ok(url);
@@ -136,6 +145,10 @@ async fn ews_url(account: &Account) -> Result<String, ProviderError> {
                 ),
             ));
         }
+    }
+    // A host that is there but does not answer is an outage, retried later.
+    if let Some(e) = down {
+        return Err(e);
     }
     Err(bad_config(
         SERVER,

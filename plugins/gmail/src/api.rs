@@ -42,7 +42,9 @@ pub fn into_error(failure: Failure) -> ProviderError {
             body,
             ..
         } => (status, retry_after, body),
-        Failure::Transport(why) => return ProviderError::Unreachable(format!("Gmail {why}")),
+        Failure::Transport(why) | Failure::NoSuchHost(why) => {
+            return ProviderError::Unreachable(format!("Gmail {why}"));
+        }
         Failure::Decode(why) => return ProviderError::Other(why),
     };
     let (reason, message) = match serde_json::from_slice::<ErrorBody>(&body) {

@@ -33,7 +33,7 @@ pub fn into_error(failure: Failure) -> ProviderError {
             body,
             ..
         } => (status, retry_after, body),
-        Failure::Transport(why) => {
+        Failure::Transport(why) | Failure::NoSuchHost(why) => {
             return ProviderError::Unreachable(format!("Microsoft Graph {why}"));
         }
         Failure::Decode(why) => return ProviderError::Other(why),

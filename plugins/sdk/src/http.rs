@@ -23,7 +23,9 @@ pub enum Failure {
         /// `Location`, for a redirect (the plugin decides whether to follow it).
         location: Option<String>,
     },
-    /// The request did not complete: refused by the host, DNS, connection, TLS.
+    /// The host name does not resolve (DNS said there is no such name).
+    NoSuchHost(String),
+    /// The request did not complete: refused by the host, connection, TLS.
     Transport(String),
     /// The answer was not what the service documents.
     Decode(String),
@@ -67,10 +69,17 @@ pub async fn send(
     let request = builder
         .body(body.map_or_else(Body::empty, Body::from))
         .map_err(|e| Failure::Transport(format!("request to {url}: {e}")))?;
-    let response = client
-        .send(request)
-        .await
-        .map_err(|e| Failure::Transport(format!("could not be reached: {e:#}")))?;
+    let response = client.send(request).await.map_err(|e| {
+        let dns = matches!(
+            e.downcast_ref::<wstd::http::error::ErrorCode>(),
+            Some(wstd::http::error::ErrorCode::DnsError(_))
+        );
+        if dns {
+            Failure::NoSuchHost(format!("{url}: no such host"))
+        } else {
+            Failure::Transport(format!("could not be reached: {e:#}"))
+        }
+    })?;
     let status = response.status().as_u16();
     let retry = response
         .headers()

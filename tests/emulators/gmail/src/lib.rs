@@ -284,6 +284,11 @@ impl Emulator {
             .unwrap_or_default()
     }
 
+    /// Play an unreachable server: while on, every connection is closed at once.
+    pub fn set_offline(&self, offline: bool) {
+        self.served.set_offline(offline);
+    }
+
     /// Answer the next `count` API requests with `fault`.
     pub fn fail_next(&self, count: usize, fault: Fault) {
         let mut inner = lock(&self.state);
