@@ -22,6 +22,7 @@ pub mod requests;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
+use emulator_support::folders::{Change, Folders, Message};
 use emulator_support::{Served, lock};
 
 use axum::Router;
@@ -54,30 +55,13 @@ pub enum Fault {
     Unavailable,
 }
 
-#[derive(Debug, Clone)]
-struct Message {
-    id: String,
-    folder: String,
-    received: i64,
-    is_read: bool,
-    raw: Vec<u8>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Change {
-    Created,
-    Deleted,
-}
-
 #[derive(Debug, Default)]
 struct Mailbox {
     email: String,
     password: String,
     username: Option<String>,
-    messages: BTreeMap<String, Message>,
-    log: Vec<(u64, String, String, Change)>,
-    seq: u64,
-    oldest: u64,
+    /// Its messages and their change log.
+    store: Folders,
 }
 
 #[derive(Default)]
@@ -147,7 +131,7 @@ impl Emulator {
         inner.next += 1;
         let id = STANDARD.encode(format!("AAMkADEw-{:010}", inner.next));
         if let Some(m) = inner.mailboxes.get_mut(&email.to_lowercase()) {
-            store(m, &id, folder, raw.to_vec(), received_at);
+            m.store.add(&id, folder, raw.to_vec(), received_at);
         }
         id
     }
@@ -158,13 +142,7 @@ impl Emulator {
         let Some(m) = inner.mailboxes.get_mut(&email.to_lowercase()) else {
             return false;
         };
-        let Some(gone) = m.messages.remove(id) else {
-            return false;
-        };
-        m.seq += 1;
-        let seq = m.seq;
-        m.log.push((seq, gone.folder, gone.id, Change::Deleted));
-        true
+        m.store.delete(id)
     }
 
     /// The raw messages of a folder.
@@ -172,13 +150,7 @@ impl Emulator {
         lock(&self.state)
             .mailboxes
             .get(&email.to_lowercase())
-            .map(|m| {
-                m.messages
-                    .values()
-                    .filter(|x| x.folder == folder)
-                    .map(|x| x.raw.clone())
-                    .collect()
-            })
+            .map(|m| m.store.in_folder(folder).map(|x| x.raw.clone()).collect())
             .unwrap_or_default()
     }
 
@@ -205,9 +177,7 @@ impl Emulator {
     /// Every sync state issued so far becomes invalid.
     pub fn expire_sync_states(&self, email: &str) {
         if let Some(m) = lock(&self.state).mailboxes.get_mut(&email.to_lowercase()) {
-            m.seq += 1;
-            m.oldest = m.seq;
-            m.log.clear();
+            m.store.expire();
         }
     }
 
@@ -221,23 +191,6 @@ impl Emulator {
     pub fn exchanges(&self) -> Vec<(String, String)> {
         lock(&self.state).exchanges.clone()
     }
-}
-
-fn store(m: &mut Mailbox, id: &str, folder: &str, raw: Vec<u8>, received: i64) {
-    m.seq += 1;
-    let seq = m.seq;
-    m.messages.insert(
-        id.to_string(),
-        Message {
-            id: id.to_string(),
-            folder: folder.to_string(),
-            received,
-            is_read: folder == "sentitems",
-            raw,
-        },
-    );
-    m.log
-        .push((seq, folder.to_string(), id.to_string(), Change::Created));
 }
 
 fn time(secs: i64) -> String {
@@ -363,12 +316,8 @@ fn subject(raw: &[u8]) -> String {
 }
 
 fn folder_xml(m: &Mailbox, folder: &str) -> String {
-    let total = m.messages.values().filter(|x| x.folder == folder).count();
-    let unread = m
-        .messages
-        .values()
-        .filter(|x| x.folder == folder && !x.is_read)
-        .count();
+    let total = m.store.in_folder(folder).count();
+    let unread = m.store.in_folder(folder).filter(|x| !x.is_read).count();
     let (name, class, children) = match folder {
         "inbox" => ("Inbox", "<t:FolderClass>IPF.Note</t:FolderClass>", 0),
         "sentitems" => ("Sent Items", "<t:FolderClass>IPF.Note</t:FolderClass>", 0),
@@ -530,9 +479,9 @@ fn operation(m: &mut Mailbox, op: &str, request: Node) -> Option<String> {
                 .and_then(|v| DateTime::parse_from_rfc3339(v).ok())
                 .map_or(i64::MIN, |t| t.timestamp());
             let mut found: Vec<&Message> = m
-                .messages
-                .values()
-                .filter(|x| x.folder == folder && x.received >= since)
+                .store
+                .in_folder(&folder)
+                .filter(|x| x.received >= since)
                 .collect();
             found.sort_by(|a, b| b.received.cmp(&a.received).then(b.id.cmp(&a.id)));
             let page: String = found
@@ -555,7 +504,7 @@ fn operation(m: &mut Mailbox, op: &str, request: Node) -> Option<String> {
                     .any(|n| n.attribute("FieldURI") == Some("item:MimeContent"));
             let messages: String = descendants(request, "ItemId")
                 .filter_map(|n| n.attribute("Id"))
-                .map(|id| match m.messages.get(id) {
+                .map(|id| match m.store.messages.get(id) {
                     Some(x) => message(
                         op,
                         "Success",
@@ -588,7 +537,7 @@ fn operation(m: &mut Mailbox, op: &str, request: Node) -> Option<String> {
                 0
             } else {
                 match state.strip_prefix("emulator-").and_then(|s| s.parse().ok()) {
-                    Some(seq) if seq >= m.oldest => seq,
+                    Some(seq) if seq >= m.store.oldest => seq,
                     _ => {
                         return Some(response(
                             op,
@@ -604,6 +553,7 @@ fn operation(m: &mut Mailbox, op: &str, request: Node) -> Option<String> {
                 }
             };
             let changes: Vec<&(u64, String, String, Change)> = m
+                .store
                 .log
                 .iter()
                 .filter(|(s, f, _, _)| *s > from && *f == folder)
@@ -613,15 +563,19 @@ fn operation(m: &mut Mailbox, op: &str, request: Node) -> Option<String> {
             } else {
                 (&changes[..], true)
             };
-            let through = page.last().map_or(m.seq.max(from), |(s, _, _, _)| *s);
-            let through = if last { m.seq.max(through) } else { through };
+            let through = page.last().map_or(m.store.seq.max(from), |(s, _, _, _)| *s);
+            let through = if last {
+                m.store.seq.max(through)
+            } else {
+                through
+            };
             let xml: String = page
                 .iter()
-                .map(|(_, _, id, change)| match (change, m.messages.get(id)) {
-                    (Change::Created, Some(x)) => {
+                .map(|(_, _, id, change)| match (change, m.store.messages.get(id)) {
+                    (Change::Added, Some(x)) => {
                         format!("<t:Create>{}</t:Create>", item_xml(x, false))
                     }
-                    (Change::Created, None) | (Change::Deleted, _) => {
+                    (Change::Added, None) | (Change::Removed, _) => {
                         format!(
                             "<t:Delete><t:ItemId Id=\"{id}\" ChangeKey=\"CQAAAA==\"/></t:Delete>"
                         )
@@ -657,9 +611,10 @@ fn operation(m: &mut Mailbox, op: &str, request: Node) -> Option<String> {
             } else {
                 "sentitems"
             };
-            let id = STANDARD.encode(format!("AAMkADEw-s{}", m.seq + 1));
+            let id = STANDARD.encode(format!("AAMkADEw-s{}", m.store.seq + 1));
             if disposition != "SendOnly" {
-                store(m, &id, folder, raw, chrono::Utc::now().timestamp());
+                m.store
+                    .add(&id, folder, raw, chrono::Utc::now().timestamp());
             }
             response(op, &message(op, "Success", "NoError", None, "<m:Items/>"))
         }

@@ -19,6 +19,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
+use emulator_support::folders::{Change, Folders, Message};
 use emulator_support::{Served, lock};
 
 use axum::Router;
@@ -66,31 +67,11 @@ impl Fault {
     }
 }
 
-#[derive(Debug, Clone)]
-struct Message {
-    id: String,
-    folder: String,
-    conversation_id: String,
-    received: i64,
-    is_read: bool,
-    raw: Vec<u8>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Change {
-    Added,
-    Removed,
-}
-
 #[derive(Debug, Default)]
 struct Mailbox {
     email: String,
-    messages: BTreeMap<String, Message>,
-    /// (sequence, folder, id, change), oldest first.
-    log: Vec<(u64, String, String, Change)>,
-    seq: u64,
-    /// Delta tokens below this answer 410.
-    oldest: u64,
+    /// Its messages and their change log.
+    store: Folders,
 }
 
 /// A round being paged: its entries, and the sequence its delta link resumes after.
@@ -174,7 +155,7 @@ impl Emulator {
         inner.next += 1;
         let id = format!("AAMkAGI2TG93AAA{:08}=", inner.next);
         if let Some(m) = inner.mailboxes.get_mut(&email.to_lowercase()) {
-            add(m, &id, folder, raw.to_vec(), received_at);
+            m.store.add(&id, folder, raw.to_vec(), received_at);
         }
         id
     }
@@ -185,13 +166,7 @@ impl Emulator {
         let Some(m) = inner.mailboxes.get_mut(&email.to_lowercase()) else {
             return false;
         };
-        let Some(gone) = m.messages.remove(id) else {
-            return false;
-        };
-        m.seq += 1;
-        let seq = m.seq;
-        m.log.push((seq, gone.folder, gone.id, Change::Removed));
-        true
+        m.store.delete(id)
     }
 
     /// The messages of a folder: id and raw MIME.
@@ -200,9 +175,8 @@ impl Emulator {
             .mailboxes
             .get(&email.to_lowercase())
             .map(|m| {
-                m.messages
-                    .values()
-                    .filter(|x| x.folder == folder)
+                m.store
+                    .in_folder(folder)
                     .map(|x| (x.id.clone(), x.raw.clone()))
                     .collect()
             })
@@ -225,9 +199,7 @@ impl Emulator {
     /// Trim a mailbox's change log: every delta token issued so far answers 410.
     pub fn expire_delta(&self, email: &str) {
         if let Some(m) = lock(&self.state).mailboxes.get_mut(&email.to_lowercase()) {
-            m.seq += 1;
-            m.oldest = m.seq;
-            m.log.clear();
+            m.store.expire();
         }
     }
 
@@ -235,24 +207,6 @@ impl Emulator {
     pub fn calls(&self) -> BTreeMap<&'static str, u64> {
         lock(&self.state).calls.clone()
     }
-}
-
-fn add(m: &mut Mailbox, id: &str, folder: &str, raw: Vec<u8>, received: i64) {
-    m.seq += 1;
-    let seq = m.seq;
-    m.messages.insert(
-        id.to_string(),
-        Message {
-            id: id.to_string(),
-            folder: folder.to_string(),
-            conversation_id: format!("AAQkAGI2{}", &id[id.len().saturating_sub(9)..]),
-            received,
-            is_read: folder == "sentitems",
-            raw,
-        },
-    );
-    m.log
-        .push((seq, folder.to_string(), id.to_string(), Change::Added));
 }
 
 fn router(state: Shared) -> Router {
@@ -360,7 +314,7 @@ fn item(m: &Message) -> Value {
     json!({
         "@odata.etag": format!("W/\"CQAAABYAAAA{}\"", m.id.len()),
         "id": m.id,
-        "conversationId": m.conversation_id,
+        "conversationId": format!("AAQkAGI2{}", &m.id[m.id.len().saturating_sub(9)..]),
         "receivedDateTime": rfc3339(m.received),
         "isRead": m.is_read,
         "categories": [],
@@ -457,7 +411,7 @@ async fn delta(
         else {
             return Err(graph_error(400, "BadRequest", "Invalid delta token."));
         };
-        if seq < m.oldest {
+        if seq < m.store.oldest {
             return Err(graph_error(
                 410,
                 "syncStateNotFound",
@@ -465,7 +419,7 @@ async fn delta(
             ));
         }
         let mut last: Vec<(String, Change)> = Vec::new();
-        for (s, f, id, change) in &m.log {
+        for (s, f, id, change) in &m.store.log {
             if *s > seq && *f == folder {
                 last.retain(|(x, _)| x != id);
                 last.push((id.clone(), *change));
@@ -473,7 +427,7 @@ async fn delta(
         }
         let entries = last
             .into_iter()
-            .filter_map(|(id, change)| match (change, m.messages.get(&id)) {
+            .filter_map(|(id, change)| match (change, m.store.messages.get(&id)) {
                 (Change::Added, Some(msg)) if msg.received >= since_at && msg.folder == folder => {
                     Some(item(msg))
                 }
@@ -481,19 +435,19 @@ async fn delta(
                 (Change::Removed, _) => Some(json!({"id": id, "@removed": {"reason": "deleted"}})),
             })
             .collect();
-        (entries, since_at, m.seq)
+        (entries, since_at, m.store.seq)
     } else {
         let since_at = match since(param(&params, "$filter")) {
             Ok(t) => t,
             Err(why) => return Err(graph_error(400, "BadRequest", why)),
         };
         let mut found: Vec<&Message> = m
-            .messages
-            .values()
-            .filter(|x| x.folder == folder && x.received >= since_at)
+            .store
+            .in_folder(&folder)
+            .filter(|x| x.received >= since_at)
             .collect();
         found.sort_by(|a, b| b.received.cmp(&a.received).then(b.id.cmp(&a.id)));
-        (found.into_iter().map(item).collect(), since_at, m.seq)
+        (found.into_iter().map(item).collect(), since_at, m.store.seq)
     };
     inner.next += 1;
     let round = format!("r{}", inner.next);
@@ -534,7 +488,11 @@ async fn message(
 ) -> Result<Response, GraphError> {
     let key = admit(&state, "message", &headers)?;
     let inner = lock(&state);
-    match inner.mailboxes.get(&key).and_then(|m| m.messages.get(&id)) {
+    match inner
+        .mailboxes
+        .get(&key)
+        .and_then(|m| m.store.messages.get(&id))
+    {
         Some(m) => Ok(axum::Json(item(m)).into_response()),
         None => Err(not_found()),
     }
@@ -547,7 +505,11 @@ async fn mime(
 ) -> Result<Response, GraphError> {
     let key = admit(&state, "$value", &headers)?;
     let inner = lock(&state);
-    match inner.mailboxes.get(&key).and_then(|m| m.messages.get(&id)) {
+    match inner
+        .mailboxes
+        .get(&key)
+        .and_then(|m| m.store.messages.get(&id))
+    {
         Some(m) => Ok(([(header::CONTENT_TYPE, "text/plain")], m.raw.clone()).into_response()),
         None => Err(not_found()),
     }
@@ -584,7 +546,7 @@ async fn send_mail(
     inner.next += 1;
     let id = format!("AAMkAGI2TG93AAA{:08}=", inner.next);
     if let Some(m) = inner.mailboxes.get_mut(&key) {
-        add(m, &id, "sentitems", raw, now);
+        m.store.add(&id, "sentitems", raw, now);
     }
     Ok(StatusCode::ACCEPTED.into_response())
 }

@@ -4,6 +4,8 @@
 //! panicked holding it. Nothing here knows a provider; it must not be used
 //! outside tests.
 
+pub mod folders;
+
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
