@@ -24,11 +24,10 @@
 
 use std::collections::BTreeMap;
 
-use bench_support::{Backfill, DAY, ROUNDS, mailbox, now, versus_raw};
+use bench_support::{Backfill, DAY, ROUNDS, loopback_grant, mailbox, now, versus_raw};
 use ews_emulator::Emulator as EwsEmulator;
 use ews_emulator::requests::{envelope, find_item, get_item, sync};
 use graph_emulator::Emulator;
-use mailroom_runtime::OperatorGrant;
 use serde_json::Value;
 
 const MESSAGES: usize = 10_000;
@@ -180,15 +179,7 @@ async fn main() {
             ("page_size".to_string(), PAGE.to_string()),
         ]),
         secrets: BTreeMap::from([("access_token".to_string(), token.clone())]),
-        grant: OperatorGrant {
-            private_networks: vec!["127.0.0.0/8".parse().expect("a network")],
-            origins: vec![
-                format!("https://graph.microsoft.com={}", emulator.url())
-                    .parse()
-                    .expect("an origin"),
-            ],
-            ..OperatorGrant::default()
-        },
+        grant: loopback_grant("https://graph.microsoft.com", &emulator.url()),
         extra_ca: None,
         contacts: bench_support::contacts(),
     };
@@ -214,15 +205,7 @@ async fn main() {
             ("batch_size".to_string(), PAGE.to_string()),
         ]),
         secrets: BTreeMap::from([("password".to_string(), EWS_PASSWORD.to_string())]),
-        grant: OperatorGrant {
-            private_networks: vec!["127.0.0.0/8".parse().expect("a network")],
-            origins: vec![
-                format!("https://mail.contoso.test={}", ews.url())
-                    .parse()
-                    .expect("an origin"),
-            ],
-            ..OperatorGrant::default()
-        },
+        grant: loopback_grant("https://mail.contoso.test", &ews.url()),
         extra_ca: None,
         contacts: bench_support::contacts(),
     };

@@ -20,9 +20,8 @@
 
 use std::collections::BTreeMap;
 
-use bench_support::{Backfill, DAY, ROUNDS, mailbox, now, versus_raw};
+use bench_support::{Backfill, DAY, ROUNDS, loopback_grant, mailbox, now, versus_raw};
 use gmail_emulator::Emulator;
-use mailroom_runtime::OperatorGrant;
 use serde_json::Value;
 
 const MESSAGES: usize = 10_000;
@@ -124,15 +123,7 @@ async fn main() {
         address: USER.into(),
         settings: BTreeMap::from([("quota_units_per_second".to_string(), "0".to_string())]),
         secrets: BTreeMap::from([("access_token".to_string(), token.clone())]),
-        grant: OperatorGrant {
-            private_networks: vec!["127.0.0.0/8".parse().expect("a network")],
-            origins: vec![
-                format!("https://gmail.googleapis.com={}", emulator.url())
-                    .parse()
-                    .expect("an origin"),
-            ],
-            ..OperatorGrant::default()
-        },
+        grant: loopback_grant("https://gmail.googleapis.com", &emulator.url()),
         extra_ca: None,
         contacts: bench_support::contacts(),
     };

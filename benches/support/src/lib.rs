@@ -103,6 +103,16 @@ pub fn mailbox(count: usize, to: &str) -> Vec<(Vec<u8>, i64)> {
         .collect()
 }
 
+/// What a benchmark grants a plugin: loopback addresses, and the declared
+/// `origin` served from `base_url` (an emulator).
+pub fn loopback_grant(origin: &str, base_url: &str) -> OperatorGrant {
+    OperatorGrant {
+        private_networks: vec!["127.0.0.0/8".parse().expect("a network")],
+        origins: vec![format!("{origin}={base_url}").parse().expect("an origin")],
+        ..OperatorGrant::default()
+    }
+}
+
 /// One account of one plugin, to backfill.
 pub struct Backfill {
     /// The plugin (`build/plugins/NAME.wasm`).
