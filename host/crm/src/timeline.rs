@@ -4,7 +4,7 @@
 //! Visibility: a message shows on a record for viewer U when one of the
 //! copies that links it there comes from an account U owns or a Public one.
 
-use mailroom_mail::Participant;
+use mailroom_mail::{Attachment, Participant};
 use mailroom_store::Db;
 use mailroom_store::sqlx::{self, Row};
 use serde::Serialize;
@@ -30,6 +30,19 @@ pub struct Email {
     pub thread: String,
     /// The text body.
     pub body: String,
+}
+
+/// One email in full, as its reader opens it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FullEmail {
+    /// What the timelines show of it.
+    #[serde(flatten)]
+    pub email: Email,
+    /// The HTML body as sent, unsanitised: sanitise before showing it.
+    pub html: Option<String>,
+    /// The attachments: names, sizes and types.
+    #[schema(value_type = Vec<Object>)]
+    pub attachments: Vec<Attachment>,
 }
 
 /// One entry in "Recent activities".
@@ -107,19 +120,21 @@ pub async fn emails(
     )
     .await?
     .iter()
-    .map(|r| {
-        Ok(Email {
-            id: r.try_get("id")?,
-            subject: r.try_get("subject")?,
-            from: r.try_get("from_address")?,
-            participants: serde_json::from_str(&r.try_get::<String, _>("participants")?)
-                .unwrap_or_default(),
-            sent_at: r.try_get("sent_at")?,
-            thread: r.try_get("thread_key")?,
-            body: r.try_get("body")?,
-        })
-    })
+    .map(email_from_row)
     .collect()
+}
+
+fn email_from_row(r: &sqlx::any::AnyRow) -> Result<Email, CrmError> {
+    Ok(Email {
+        id: r.try_get("id")?,
+        subject: r.try_get("subject")?,
+        from: r.try_get("from_address")?,
+        participants: serde_json::from_str(&r.try_get::<String, _>("participants")?)
+            .unwrap_or_default(),
+        sent_at: r.try_get("sent_at")?,
+        thread: r.try_get("thread_key")?,
+        body: r.try_get("body")?,
+    })
 }
 
 /// "Recent activities" on a record for `viewer`, newest first.
@@ -149,4 +164,27 @@ pub async fn activities(
         })
     })
     .collect()
+}
+
+/// One email in full, when `viewer` may see it: one of its copies comes from
+/// an account `viewer` owns or a Public one. `None` otherwise, or when there
+/// is no such email (the two are not told apart).
+pub async fn email(db: &Db, id: Id, viewer: Id) -> Result<Option<FullEmail>, CrmError> {
+    let row = sqlx::query(
+        "SELECT m.id, m.subject, m.from_address, m.participants, m.sent_at, m.thread_key, m.body, \
+                m.html, m.attachments FROM messages m WHERE m.id = $1 AND EXISTS (\
+           SELECT 1 FROM message_sources s JOIN accounts a ON a.id = s.account_id \
+           WHERE s.message_id = m.id AND (a.owner_id = $2 OR a.visibility = 'public'))",
+    )
+    .bind(id)
+    .bind(viewer)
+    .fetch_optional(db.pool())
+    .await?;
+    let Some(r) = row else { return Ok(None) };
+    Ok(Some(FullEmail {
+        email: email_from_row(&r)?,
+        html: r.try_get("html")?,
+        attachments: serde_json::from_str(&r.try_get::<String, _>("attachments")?)
+            .unwrap_or_default(),
+    }))
 }

@@ -11,7 +11,7 @@
 mod address;
 mod compose;
 
-use mail_parser::{Address, HeaderValue, MessageParser};
+use mail_parser::{Address, HeaderValue, MessageParser, MimeHeaders, PartType};
 use sha2::{Digest, Sha256};
 
 pub use address::{address_hash, normalize_address};
@@ -19,6 +19,21 @@ pub use compose::{Composed, Draft, compose};
 
 /// The most body text kept per message, in bytes.
 pub const BODY_LIMIT: usize = 256 * 1024;
+
+/// The most HTML body kept per message, in bytes; a longer one is dropped
+/// (the text body stands in for it).
+pub const HTML_LIMIT: usize = 1024 * 1024;
+
+/// An attachment as a reader sees it listed: never its content.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Attachment {
+    /// The file name the sender gave, or `attachment-N`.
+    pub name: String,
+    /// The decoded size in bytes.
+    pub size: u64,
+    /// The MIME type, e.g. `application/pdf`.
+    pub content_type: String,
+}
 
 /// Which header an address came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -68,6 +83,11 @@ pub struct Parsed {
     pub participants: Vec<Participant>,
     /// The first text body (HTML turned into text), at most [`BODY_LIMIT`] bytes.
     pub body: String,
+    /// The first HTML body as sent (unsanitised: whoever shows it must
+    /// sanitise it), when the message has one of at most [`HTML_LIMIT`] bytes.
+    pub html: Option<String>,
+    /// The attachments, in message order.
+    pub attachments: Vec<Attachment>,
     /// A hash of what stays the same between two copies of one message
     /// (sender, date, subject, body), 32 hex digits.
     pub content_hash: String,
@@ -151,6 +171,29 @@ pub fn parse(raw: &[u8]) -> Result<Parsed, ParseError> {
         }
         body.truncate(cut);
     }
+    let html = message.html_part(0).and_then(|part| match &part.body {
+        PartType::Html(html) if html.len() <= HTML_LIMIT => Some(html.to_string()),
+        _ => None,
+    });
+    let attachments = message
+        .attachments()
+        .enumerate()
+        .map(|(i, part)| Attachment {
+            name: part
+                .attachment_name()
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map_or_else(|| format!("attachment-{}", i + 1), str::to_string),
+            size: part.contents().len() as u64,
+            content_type: part.content_type().map_or_else(
+                || "application/octet-stream".to_string(),
+                |ct| match ct.subtype() {
+                    Some(sub) => format!("{}/{sub}", ct.ctype()),
+                    None => ct.ctype().to_string(),
+                },
+            ),
+        })
+        .collect();
     let message_id = message
         .message_id()
         .map(|id| id.trim().trim_matches(['<', '>']).to_string())
@@ -163,6 +206,8 @@ pub fn parse(raw: &[u8]) -> Result<Parsed, ParseError> {
         sent_at,
         participants,
         body,
+        html,
+        attachments,
         content_hash: String::new(),
     };
     parsed.content_hash = content_hash(&parsed);
@@ -254,6 +299,35 @@ Content-Type: text/html; charset=utf-8\r\n\r\n<p>Hello <b>there</b></p>\r\n";
             "{}",
             p.body
         );
+    }
+
+    #[test]
+    fn keeps_the_html_body_and_lists_attachments_without_their_content() {
+        let raw = b"From: ann@x.test\r\nTo: bob@x.test\r\nSubject: Files\r\n\
+MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b1\r\n\r\n\
+--b1\r\nContent-Type: multipart/alternative; boundary=b2\r\n\r\n\
+--b2\r\nContent-Type: text/plain\r\n\r\nPlain words\r\n\
+--b2\r\nContent-Type: text/html\r\n\r\n<p onclick=\"x()\">Rich <b>words</b></p>\r\n\
+--b2--\r\n\
+--b1\r\nContent-Type: application/pdf; name=\"quote.pdf\"\r\n\
+Content-Disposition: attachment; filename=\"quote.pdf\"\r\n\
+Content-Transfer-Encoding: base64\r\n\r\nSGVsbG8gd29ybGQh\r\n\
+--b1--\r\n";
+        let p = parse(raw).unwrap();
+        assert_eq!(p.body.trim(), "Plain words");
+        let html = p.html.as_deref().unwrap_or_default();
+        assert!(html.contains("<b>words</b>"), "{html}");
+        assert_eq!(
+            p.attachments,
+            [Attachment {
+                name: "quote.pdf".into(),
+                size: 12,
+                content_type: "application/pdf".into(),
+            }]
+        );
+        let plain = parse(b"From: a@x.test\r\nSubject: t\r\n\r\nJust text\r\n").unwrap();
+        assert_eq!(plain.html, None, "a text-only message has no HTML body");
+        assert!(plain.attachments.is_empty());
     }
 
     #[test]

@@ -261,6 +261,8 @@ const MESSAGE_COLUMNS: &[&str] = &[
     "from_address",
     "participants",
     "body",
+    "html",
+    "attachments",
     "created_at",
 ];
 
@@ -282,6 +284,8 @@ fn message_row<'a>(
         Val::Text(parsed.from_address()),
         Val::Owned(serde_json::to_string(&parsed.participants).unwrap_or_default()),
         Val::Text(&parsed.body),
+        Val::MaybeText(parsed.html.as_deref()),
+        Val::Owned(serde_json::to_string(&parsed.attachments).unwrap_or_else(|_| "[]".into())),
         Val::Int(now),
     ]
 }
