@@ -128,12 +128,8 @@ async fn install(home: &Home, file: &Path) -> anyhow::Result<ExitCode> {
         }
     };
     let dir = home.plugins_dir();
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let target = dir.join(format!("{}.wasm", plugin.name()));
-    let tmp = dir.join(format!(".{}.wasm.tmp", plugin.name()));
-    std::fs::write(&tmp, &bytes)
-        .and_then(|()| std::fs::rename(&tmp, &target))
-        .with_context(|| format!("writing {}", target.display()))?;
+    mailroom_runtime::keep_plugin_file(&dir, plugin.name(), &bytes)
+        .with_context(|| format!("writing {}.wasm in {}", plugin.name(), dir.display()))?;
     println!(
         "installed {} {} ({})",
         plugin.name(),

@@ -68,9 +68,14 @@ impl OperatorGrant {
     }
 
     fn grants(&self, template: &Template) -> bool {
+        self.grants_template(template.as_str())
+    }
+
+    /// Whether a declared endpoint template (as the plugin wrote it) is granted.
+    pub fn grants_template(&self, template: &str) -> bool {
         self.endpoints
             .as_ref()
-            .is_none_or(|granted| granted.iter().any(|g| g == template.as_str()))
+            .is_none_or(|granted| granted.iter().any(|g| g == template))
     }
 }
 

@@ -5,7 +5,8 @@
 //!   imports a plugin may have, the on-disk cache of compiled components and
 //!   the TLS roots.
 //! - [`Plugin`] is one checked, compiled version of a plugin: its description,
-//!   digest and a ready-to-instantiate `InstancePre`.
+//!   digest, a ready-to-instantiate `InstancePre` and its [`Health`]
+//!   (calls, failures and refused accesses since it was loaded).
 //! - [`Registry`] maps plugin names to their current version and swaps a new
 //!   version in atomically; runs already going keep the version they started with.
 //! - [`Run`] is one instance serving one account for one sync run, under the
@@ -18,6 +19,7 @@
 mod cache;
 mod engine;
 mod error;
+mod health;
 mod plugin;
 mod registry;
 mod run;
@@ -25,8 +27,9 @@ mod state;
 
 pub use engine::{Limits, Runtime, RuntimeConfig};
 pub use error::{CallError, LoadError};
+pub use health::{Health, HealthReport};
 pub use plugin::{Plugin, PluginDescription};
-pub use registry::Registry;
+pub use registry::{Registry, keep_plugin_file};
 pub use run::{AccountInput, Run};
 
 pub use mailroom_contract::v1::provider::{

@@ -14,6 +14,7 @@ use wasmtime::component::types::ComponentItem;
 use crate::cache::first_line;
 use crate::engine::Runtime;
 use crate::error::LoadError;
+use crate::health::{Health, HealthReport};
 use crate::run::{AccountInput, Run};
 use crate::state::RunState;
 
@@ -43,9 +44,15 @@ pub struct Plugin {
     pub(crate) description: PluginDescription,
     pub(crate) templates: Vec<Template>,
     pub(crate) pre: PluginPre<RunState>,
+    pub(crate) health: Arc<Health>,
 }
 
 impl Plugin {
+    /// What it has done since it was loaded.
+    pub fn health(&self) -> HealthReport {
+        self.health.report()
+    }
+
     /// Its description.
     pub fn description(&self) -> &PluginDescription {
         &self.description
@@ -89,6 +96,7 @@ impl Runtime {
             },
             templates: vec![],
             pre,
+            health: Arc::default(),
         };
         let info = self.call_info(&probe).await?;
         let templates = validate(&info)?;
@@ -106,6 +114,7 @@ impl Runtime {
             },
             templates,
             pre,
+            health: Arc::default(),
         }))
     }
 

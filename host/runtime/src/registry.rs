@@ -71,3 +71,19 @@ impl Registry {
             .unwrap_or_default()
     }
 }
+
+/// Keep a plugin's component file as `NAME.wasm` in `dir` (the operator's
+/// installed plugins, loaded again at start), replacing the file of the
+/// same name in one step: a reader sees the old file or the new, never half.
+pub fn keep_plugin_file(
+    dir: &std::path::Path,
+    name: &str,
+    bytes: &[u8],
+) -> std::io::Result<std::path::PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let target = dir.join(format!("{name}.wasm"));
+    let tmp = dir.join(format!(".{name}.wasm.tmp"));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, &target)?;
+    Ok(target)
+}

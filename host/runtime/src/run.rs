@@ -23,6 +23,7 @@ use wasmtime_wasi_http::WasiHttpCtx;
 use crate::cache::first_line;
 use crate::engine::{EPOCH_TICK, Limits, Runtime};
 use crate::error::CallError;
+use crate::health::Health;
 use crate::plugin::Plugin;
 use crate::state::{Captured, MemoryLimiter, RunState};
 
@@ -52,6 +53,8 @@ pub struct Run {
     span: tracing::Span,
     audit: Audit,
     ended: Option<String>,
+    health: Arc<Health>,
+    denials_counted: usize,
 }
 
 impl Runtime {
@@ -184,6 +187,8 @@ impl Run {
             span,
             audit,
             ended: None,
+            health: plugin.health.clone(),
+            denials_counted: 0,
         })
     }
 
@@ -195,7 +200,8 @@ impl Run {
             .mailroom_provider_provider()
             .call_info(&mut self.store);
         let out = guard(self.limits.call_timeout, &self.span, call).await;
-        let info = self.settle(out)?;
+        let settled = self.settle(out);
+        let info = self.tally(settled)?;
         let size = info.name.len()
             + info.version.len()
             + info.description.len()
@@ -216,7 +222,10 @@ impl Run {
             .mailroom_provider_provider()
             .call_verify(&mut self.store, &self.account);
         let out = guard(self.limits.call_timeout, &self.span, call).await;
-        self.settle(out)?.map_err(CallError::Provider)
+        let settled = self
+            .settle(out)
+            .and_then(|r| r.map_err(CallError::Provider));
+        self.tally(settled)
     }
 
     /// `open(account)`: sign in and keep the session for `sync`.
@@ -227,7 +236,10 @@ impl Run {
             .mailroom_provider_provider()
             .call_open(&mut self.store, &self.account);
         let out = guard(self.limits.call_timeout, &self.span, call).await;
-        self.session = Some(self.settle(out)?.map_err(CallError::Provider)?);
+        let settled = self
+            .settle(out)
+            .and_then(|r| r.map_err(CallError::Provider));
+        self.session = Some(self.tally(settled)?);
         Ok(())
     }
 
@@ -240,9 +252,7 @@ impl Run {
         let provider = self.bindings.mailroom_provider_provider().session();
         let call = provider.call_sync(&mut self.store, session, cursor, window);
         let out = guard(self.limits.call_timeout, &self.span, call).await;
-        let page = self.settle(out)?.map_err(CallError::Provider)?;
-        self.check_size(page_bytes(&page))?;
-        Ok(page)
+        self.page(out)
     }
 
     /// `session.fetch(ids)`: messages again by the ids an earlier sync returned.
@@ -254,9 +264,7 @@ impl Run {
         let provider = self.bindings.mailroom_provider_provider().session();
         let call = provider.call_fetch(&mut self.store, session, ids);
         let out = guard(self.limits.call_timeout, &self.span, call).await;
-        let page = self.settle(out)?.map_err(CallError::Provider)?;
-        self.check_size(page_bytes(&page))?;
-        Ok(page)
+        self.page(out)
     }
 
     /// `send(account, message)`.
@@ -268,7 +276,10 @@ impl Run {
             message,
         );
         let out = guard(self.limits.call_timeout, &self.span, call).await;
-        self.settle(out)?.map_err(CallError::Provider)
+        let settled = self
+            .settle(out)
+            .and_then(|r| r.map_err(CallError::Provider));
+        self.tally(settled)
     }
 
     /// Close the session (the plugin may sign out), ending the run cleanly.
@@ -286,6 +297,32 @@ impl Run {
     /// Network accesses refused during this run.
     pub fn denials(&self) -> Vec<Denial> {
         self.audit.denials()
+    }
+
+    /// A `sync` or `fetch` answer, checked for size.
+    fn page(
+        &mut self,
+        out: Result<wasmtime::Result<Result<Page, ProviderError>>, tokio::time::error::Elapsed>,
+    ) -> Result<Page, CallError> {
+        let settled = self
+            .settle(out)
+            .and_then(|r| r.map_err(CallError::Provider))
+            .and_then(|page| {
+                self.check_size(page_bytes(&page))?;
+                Ok(page)
+            });
+        self.tally(settled)
+    }
+
+    /// Count a finished call, and the accesses refused during it, in the
+    /// plugin version's health.
+    fn tally<R>(&mut self, result: Result<R, CallError>) -> Result<R, CallError> {
+        let denials = self.audit.denials().len();
+        let new = denials.saturating_sub(self.denials_counted);
+        self.denials_counted = denials;
+        self.health
+            .record(result.as_ref().err().map(ToString::to_string), new as u64);
+        result
     }
 
     fn prepare(&mut self) -> Result<(), CallError> {
