@@ -36,6 +36,7 @@ pub async fn run(home: &Home, listen: &str, engine_args: &EngineArgs) -> anyhow:
         registry,
         grant,
         oauth,
+        plugins_dir: Some(home.plugins_dir()),
     });
     eprintln!("mailroom: serving on http://{bound}");
     axum::serve(listener, app)

@@ -7,9 +7,11 @@ use std::collections::BTreeMap;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use mailroom_crm::Id;
 use mailroom_crm::accounts::{self, Account, Change, Connect};
 use mailroom_crm::campaigns::{self, Campaign, NewCampaign, Notice};
 use mailroom_crm::messages::{self, Counts};
+use mailroom_crm::users::User;
 use mailroom_runtime::{AccountInput, CallError, Outgoing, ProviderError, Secret, Secrets};
 use mailroom_sync::{Renew, StartError, Starter, SyncStatus, schedule_now, status};
 use serde::{Deserialize, Serialize};
@@ -33,7 +35,7 @@ pub struct AccountView {
     pub reauth_notice: Option<Notice>,
 }
 
-async fn view(state: &AppState, account: Account) -> Result<AccountView, ApiError> {
+pub(crate) async fn view(state: &AppState, account: Account) -> Result<AccountView, ApiError> {
     let sync = status(&state.db, account.id).await?;
     let mail = messages::counts(&state.db, account.id).await?;
     let reauth_notice = campaigns::notice(&state.db, &account).await?;
@@ -188,10 +190,20 @@ pub async fn connect(
     CurrentUser(user): CurrentUser,
     JsonBody(c): JsonBody<Connect>,
 ) -> Result<(StatusCode, Json<AccountView>), ApiError> {
-    verify(&s, &c.provider, &c.address, &c.settings, &c.secrets).await?;
-    let account = accounts::connect(&s.db, &s.vault, &user, &c).await?;
-    schedule_now(&s.db, account.id).await?;
+    let account = connect_account(&s, &user, &c).await?;
     Ok((StatusCode::CREATED, Json(view(&s, account).await?)))
+}
+
+/// Connect a mailbox for `user` once its plugin signed in, and start its backfill.
+pub(crate) async fn connect_account(
+    s: &AppState,
+    user: &User,
+    c: &Connect,
+) -> Result<Account, ApiError> {
+    verify(s, &c.provider, &c.address, &c.settings, &c.secrets).await?;
+    let account = accounts::connect(&s.db, &s.vault, user, c).await?;
+    schedule_now(&s.db, account.id).await?;
+    Ok(account)
 }
 
 /// One of the caller's accounts.
@@ -229,13 +241,25 @@ pub async fn change(
     IdPath(id): IdPath,
     JsonBody(change): JsonBody<Change>,
 ) -> Result<Json<AccountView>, ApiError> {
-    let account = accounts::get_owned(&s.db, &s.vault, &user, id).await?;
-    reverify(&s, &account, &change).await?;
-    let account = accounts::change(&s.db, &s.vault, &user, id, &change).await?;
+    let account = change_account(&s, &user, id, &change).await?;
+    Ok(Json(view(&s, account).await?))
+}
+
+/// Change one of `user`'s accounts; new credentials or settings are
+/// signed in with first, and what changes whose mail is synced syncs at once.
+pub(crate) async fn change_account(
+    s: &AppState,
+    user: &User,
+    id: Id,
+    change: &Change,
+) -> Result<Account, ApiError> {
+    let account = accounts::get_owned(&s.db, &s.vault, user, id).await?;
+    reverify(s, &account, change).await?;
+    let account = accounts::change(&s.db, &s.vault, user, id, change).await?;
     if change.secrets.is_some() || change.settings.is_some() || change.scope.is_some() {
         schedule_now(&s.db, id).await?;
     }
-    Ok(Json(view(&s, account).await?))
+    Ok(account)
 }
 
 /// Disconnect an account: its mail goes, except what another account holds.
@@ -245,10 +269,16 @@ pub async fn disconnect(
     CurrentUser(user): CurrentUser,
     IdPath(id): IdPath,
 ) -> Result<StatusCode, ApiError> {
-    let account = accounts::get_owned(&s.db, &s.vault, &user, id).await?;
-    crate::oauth::revoke(&s, &account).await;
-    accounts::disconnect(&s.db, &s.vault, &user, id).await?;
+    disconnect_account(&s, &user, id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Disconnect one of `user`'s accounts, revoking its grant where it has one.
+pub(crate) async fn disconnect_account(s: &AppState, user: &User, id: Id) -> Result<(), ApiError> {
+    let account = accounts::get_owned(&s.db, &s.vault, user, id).await?;
+    crate::oauth::revoke(s, &account).await;
+    accounts::disconnect(&s.db, &s.vault, user, id).await?;
+    Ok(())
 }
 
 /// A message to send from a connected account.

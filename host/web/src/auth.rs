@@ -63,6 +63,11 @@ fn presented(headers: &HeaderMap) -> Option<String> {
     {
         return Some(t.trim().to_string());
     }
+    cookie(headers, COOKIE)
+}
+
+/// The value of the cookie `name`, when the request carries it.
+pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -70,9 +75,38 @@ fn presented(headers: &HeaderMap) -> Option<String> {
         .flat_map(|v| v.split(';'))
         .find_map(|kv| {
             kv.trim()
-                .strip_prefix(&format!("{COOKIE}="))
+                .strip_prefix(name)
+                .and_then(|rest| rest.strip_prefix('='))
                 .map(str::to_string)
         })
+}
+
+/// The user a request's token or session cookie belongs to, with the token;
+/// `None` when there is none or it is unknown or expired.
+pub(crate) async fn session(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<(User, String)>, ApiError> {
+    let Some(token) = presented(headers) else {
+        return Ok(None);
+    };
+    let row = sqlx::query("SELECT user_id, expires_at FROM auth_tokens WHERE token_hash = $1")
+        .bind(digest(&token))
+        .fetch_optional(state.db.pool())
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let expires: Option<i64> = row.try_get("expires_at")?;
+    if expires.is_some_and(|e| e < unix_now()) {
+        return Ok(None);
+    }
+    let user = users::get(&state.db, row.try_get("user_id")?).await?;
+    Ok(Some((user, token)))
+}
+
+/// The form token that goes with a session: derived from the session's
+/// secret, so another site can neither read nor guess it.
+pub(crate) fn csrf_token(session: &str) -> String {
+    digest(&format!("csrf\0{session}"))
 }
 
 impl FromRequestParts<AppState> for CurrentUser {
@@ -82,17 +116,9 @@ impl FromRequestParts<AppState> for CurrentUser {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let token = presented(&parts.headers).ok_or_else(ApiError::unauthorized)?;
-        let row = sqlx::query("SELECT user_id, expires_at FROM auth_tokens WHERE token_hash = $1")
-            .bind(digest(&token))
-            .fetch_optional(state.db.pool())
+        let (user, _) = session(state, &parts.headers)
             .await?
             .ok_or_else(ApiError::unauthorized)?;
-        let expires: Option<i64> = row.try_get("expires_at")?;
-        if expires.is_some_and(|e| e < unix_now()) {
-            return Err(ApiError::unauthorized());
-        }
-        let user = users::get(&state.db, row.try_get("user_id")?).await?;
         Ok(CurrentUser(user))
     }
 }
@@ -126,14 +152,20 @@ pub async fn login(
     let user = users::authenticate(&state.db, &login.email, &login.password)
         .await?
         .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "wrong email or password"))?;
+    let (token, headers) = open_session(&state.db, &user).await?;
+    Ok((headers, Json(Issued { token, user })).into_response())
+}
+
+/// A new sign-in session for `user`: its token and the `Set-Cookie` header.
+pub(crate) async fn open_session(db: &Db, user: &User) -> Result<(String, HeaderMap), ApiError> {
     // Sessions that ran out are of no use to anyone: drop them as new ones are made.
     sqlx::query("DELETE FROM auth_tokens WHERE expires_at IS NOT NULL AND expires_at < $1")
         .bind(unix_now())
-        .execute(state.db.pool())
+        .execute(db.pool())
         .await?;
     let token = issue(
-        &state.db,
-        &user,
+        db,
+        user,
         "session",
         "sign-in",
         Some(unix_now() + SESSION_SECONDS),
@@ -145,7 +177,7 @@ pub async fn login(
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         headers.insert(header::SET_COOKIE, v);
     }
-    Ok((headers, Json(Issued { token, user })).into_response())
+    Ok((token, headers))
 }
 
 /// End the session or revoke the token the request was made with.
@@ -154,13 +186,25 @@ pub async fn logout(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    if let Some(token) = presented(&headers) {
+    end_session(&state.db, &headers).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Revoke the token or session the request carries; the header that
+/// clears the session cookie.
+pub(crate) async fn end_session(db: &Db, headers: &HeaderMap) -> Result<HeaderMap, ApiError> {
+    if let Some(token) = presented(headers) {
         sqlx::query("DELETE FROM auth_tokens WHERE token_hash = $1")
             .bind(digest(&token))
-            .execute(state.db.pool())
+            .execute(db.pool())
             .await?;
     }
-    Ok(StatusCode::NO_CONTENT)
+    let mut out = HeaderMap::new();
+    out.insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("mailroom_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
+    );
+    Ok(out)
 }
 
 /// The signed-in user.

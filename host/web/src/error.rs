@@ -69,6 +69,28 @@ impl ApiError {
         Self::new(StatusCode::FORBIDDEN, why)
     }
 
+    /// The status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The field at fault, when there is one, and what is wrong with it
+    /// (without the field's name in front), for forms that label the field.
+    pub(crate) fn field_and_why(&self) -> (Option<&str>, &str) {
+        match &self.body.field {
+            Some(field) => {
+                let why = self
+                    .body
+                    .error
+                    .strip_prefix(field.as_str())
+                    .and_then(|rest| rest.strip_prefix(": "))
+                    .unwrap_or(&self.body.error);
+                (Some(field), why)
+            }
+            None => (None, &self.body.error),
+        }
+    }
+
     /// The status and the message, for answers that are not JSON (pages).
     pub fn into_parts(self) -> (StatusCode, String) {
         (self.status, self.body.error)

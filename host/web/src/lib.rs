@@ -1,5 +1,7 @@
 //! `mailroom-web`: the HTTP API a CRM and its users talk to.
 //!
+//! The web pages people use (`pages`: sign-in, Connected emails, contact
+//! and deal records, a message in full, the operators' Plugins page), and
 //! JSON over axum: sign-in sessions and API tokens, contacts and deals
 //! (created, changed, deleted and bulk-imported by the CRM), connected
 //! accounts (connect, change, re-authorise, disconnect) with their sync
@@ -16,8 +18,10 @@ mod crm;
 mod error;
 mod oauth;
 mod openapi;
+mod pages;
 mod plugins;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Router;
@@ -44,6 +48,9 @@ pub struct AppState {
     pub grant: OperatorGrant,
     /// The OAuth providers ("Connect Gmail").
     pub oauth: Arc<OAuth>,
+    /// Where plugins installed from the Plugins page are kept, so that a
+    /// restart serves them too; `None` keeps them in memory only.
+    pub plugins_dir: Option<PathBuf>,
 }
 
 /// The whole API.
@@ -98,6 +105,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/oauth/{provider}", post(oauth::begin))
         .route("/oauth/{provider}/callback", get(oauth::callback))
+        .merge(pages::routes())
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .with_state(state)
 }

@@ -13,7 +13,7 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use mailroom_crm::Id;
 use mailroom_crm::accounts::{self, Account, Change, Connect};
-use mailroom_crm::users;
+use mailroom_crm::users::{self, User};
 use mailroom_oauth::Provider;
 use mailroom_runtime::Secret;
 use mailroom_store::sqlx::{self, Row};
@@ -71,10 +71,27 @@ pub async fn begin(
     Path(name): Path<String>,
     JsonBody(b): JsonBody<Begin>,
 ) -> Result<Json<Consent>, ApiError> {
-    let p = provider(&s, &name)?;
+    Ok(Json(Consent {
+        authorize_url: start_flow(&s, &user, &name, &b).await?,
+    }))
+}
+
+/// Whether `plugin`'s accounts sign in with OAuth on this host.
+pub(crate) fn signs_in_with_oauth(s: &AppState, plugin: &str) -> bool {
+    s.oauth.for_plugin(plugin).is_some()
+}
+
+/// Begin a consent flow for `user`: the provider's consent page to send the browser to.
+pub(crate) async fn start_flow(
+    s: &AppState,
+    user: &User,
+    name: &str,
+    b: &Begin,
+) -> Result<String, ApiError> {
+    let p = provider(s, name)?;
     let hint = match b.account_id {
         Some(id) => {
-            let account = accounts::get_owned(&s.db, &s.vault, &user, id).await?;
+            let account = accounts::get_owned(&s.db, &s.vault, user, id).await?;
             if account.provider != name {
                 return Err(ApiError::invalid(
                     "account_id",
@@ -83,7 +100,7 @@ pub async fn begin(
             }
             Some(account.address)
         }
-        None => b.login_hint,
+        None => b.login_hint.clone(),
     };
     let started = p.start(hint.as_deref());
     forget_stale(&s.db).await?;
@@ -93,15 +110,13 @@ pub async fn begin(
     )
     .bind(&started.state)
     .bind(user.id)
-    .bind(&name)
+    .bind(name)
     .bind(b.account_id)
     .bind(s.vault.seal(&bound_to(&started.state), started.verifier.expose().as_bytes()))
     .bind(unix_now())
     .execute(s.db.pool())
     .await?;
-    Ok(Json(Consent {
-        authorize_url: started.url,
-    }))
+    Ok(started.url)
 }
 
 /// The provider's answer, as it sends the browser back.
