@@ -132,6 +132,28 @@ impl Dovecot {
         self.wait_listening();
     }
 
+    /// Freeze every process of this instance, as an overloaded server stops
+    /// answering mid-session, until [`Dovecot::resume`].
+    pub fn pause(&self) {
+        self.signal_workers("-STOP");
+    }
+
+    /// Let a paused instance answer again.
+    pub fn resume(&self) {
+        self.signal_workers("-CONT");
+    }
+
+    fn signal_workers(&self, signal: &str) {
+        let status = Command::new("pkill")
+            .args([signal, "-P", &self.child.id().to_string()])
+            .status()
+            .expect("pkill runs");
+        assert!(
+            status.success(),
+            "pkill {signal}: no Dovecot worker process"
+        );
+    }
+
     /// Let `token` sign `user` in with XOAUTH2 / OAUTHBEARER.
     pub fn add_token(&self, token: &str, user: &str) {
         if let Ok(mut t) = self.tokens.lock() {
