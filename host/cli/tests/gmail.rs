@@ -8,7 +8,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Api, Crm, Server, Site, letter, now};
+use common::{Api, Crm, Pages, Server, Site, form_token, letter, now};
 use gmail_emulator::{Client, Emulator, Fault};
 use mailroom_test_support::db::Kind;
 use mailroom_test_support::plugin;
@@ -155,8 +155,24 @@ async fn gmail_signs_in_backfills_follows_history_throttles_reauthorises_and_sen
         t0 - DAY,
     );
 
-    // A refused consent connects nothing.
-    let (code, page) = rig.sign_in(None, ANN, "deny").await;
+    // "Sign in with Gmail" on the Connected emails page begins the same
+    // consent flow; refused there, it connects nothing.
+    let pages = Pages::new(&rig.crm.api.base);
+    let session = pages.sign_in("owner@crm.test", "/emails").await;
+    let connect = pages.get("/emails", &session).await.text().await.unwrap();
+    assert!(connect.contains("Sign in with Gmail"), "{connect}");
+    let res = pages
+        .post(
+            "/emails/connect/gmail/oauth",
+            &session,
+            &[("_csrf", &form_token(&connect)), ("address", ANN)],
+        )
+        .await;
+    assert_eq!(res.status(), 303);
+    let consent = res.headers()["location"].to_str().unwrap().to_string();
+    assert!(consent.starts_with(&rig.gmail.authorize_url()), "{consent}");
+    assert!(consent.contains("login_hint="), "{consent}");
+    let (code, page) = rig.crm.consent(&consent, ANN, "deny").await;
     assert_eq!(code, 400, "{page}");
     assert!(page.contains("not completed"), "{page}");
     assert!(rig.accounts().await.is_empty());

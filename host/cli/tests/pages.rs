@@ -6,58 +6,11 @@
 
 mod common;
 
-use common::{Crm, LOGIN_PASSWORD, Site};
+use common::{Crm, LOGIN_PASSWORD, Pages, Site, form_token, set_cookie};
 use mailroom_test_support::db::Kind;
 use reqwest::StatusCode;
-use reqwest::header::{CONTENT_SECURITY_POLICY, COOKIE, LOCATION, SET_COOKIE};
+use reqwest::header::{CONTENT_SECURITY_POLICY, LOCATION};
 use serde_json::json;
-
-/// A browser without cookies of its own: redirects are not followed.
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-/// `name=value` of the cookie `name` a response sets.
-fn cookie(res: &reqwest::Response, name: &str) -> Option<String> {
-    res.headers()
-        .get_all(SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with(&format!("{name}=")))
-        .and_then(|v| v.split(';').next())
-        .map(str::to_string)
-}
-
-/// The value of the first hidden `_csrf` field of a page.
-fn csrf(page: &str) -> String {
-    let at = page.find("name=\"_csrf\" value=\"").expect("a form token") + 20;
-    page[at..at + page[at..].find('"').unwrap()].to_string()
-}
-
-/// Sign in through the sign-in form; the session cookie.
-async fn sign_in(http: &reqwest::Client, base: &str, email: &str) -> String {
-    let form = http.get(format!("{base}/login")).send().await.unwrap();
-    let login_cookie = cookie(&form, "mailroom_login").expect("the sign-in form's cookie");
-    let token = csrf(&form.text().await.unwrap());
-    let res = http
-        .post(format!("{base}/login"))
-        .header(COOKIE, &login_cookie)
-        .form(&[
-            ("email", email),
-            ("password", LOGIN_PASSWORD),
-            ("_csrf", &token),
-            ("next", "/deals"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    assert_eq!(res.headers()[LOCATION], "/deals");
-    cookie(&res, "mailroom_session").expect("a session cookie")
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn pages_need_a_session_forms_need_its_token_and_private_mail_stays_private() {
@@ -73,8 +26,7 @@ async fn pages_need_a_session_forms_need_its_token_and_private_mail_stays_privat
         token: admin.unwrap(),
         log: site.log(),
     };
-    let base = server.base.clone();
-    let http = browser();
+    let pages = Pages::new(&server.base);
 
     // No session: every page sends the browser to sign in, and back after.
     for path in [
@@ -84,31 +36,28 @@ async fn pages_need_a_session_forms_need_its_token_and_private_mail_stays_privat
         "/messages/1",
         "/plugins",
     ] {
-        let res = http.get(format!("{base}{path}")).send().await.unwrap();
+        let res = pages.get(path, "").await;
         assert_eq!(res.status(), StatusCode::SEE_OTHER, "{path}");
         let to = res.headers()[LOCATION].to_str().unwrap().to_string();
         assert!(to.starts_with("/login?next=%2F"), "{path} → {to}");
     }
     // A sign-in posted from elsewhere (without the form's cookie) gets no session.
-    let res = http
-        .post(format!("{base}/login"))
-        .form(&[
-            ("email", "alice@corp.test"),
-            ("password", LOGIN_PASSWORD),
-            ("_csrf", "forged"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let res = pages
+        .post(
+            "/login",
+            "",
+            &[
+                ("email", "alice@corp.test"),
+                ("password", LOGIN_PASSWORD),
+                ("_csrf", "forged"),
+            ],
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-    assert!(cookie(&res, "mailroom_session").is_none());
+    assert!(set_cookie(&res, "mailroom_session").is_none());
     assert!(res.text().await.unwrap().contains("expired"));
     // A `next` elsewhere is not followed.
-    let form = http
-        .get(format!("{base}/login?next=//evil.test/"))
-        .send()
-        .await
-        .unwrap();
+    let form = pages.get("/login?next=//evil.test/", "").await;
     assert!(
         form.text()
             .await
@@ -116,16 +65,11 @@ async fn pages_need_a_session_forms_need_its_token_and_private_mail_stays_privat
             .contains("name=\"next\" value=\"/emails\"")
     );
 
-    let alice = sign_in(&http, &base, "alice@corp.test").await;
-    let bob = sign_in(&http, &base, "bob@corp.test").await;
-    let page = |path: &str, session: &str| {
-        http.get(format!("{base}{path}"))
-            .header(COOKIE, session)
-            .send()
-    };
+    let alice = pages.sign_in("alice@corp.test", "/deals").await;
+    let bob = pages.sign_in("bob@corp.test", "/emails").await;
 
     // Pages forbid inline script and framing; Alice's page has her form token.
-    let res = page("/emails", &alice).await.unwrap();
+    let res = pages.get("/emails", &alice).await;
     assert_eq!(res.status(), StatusCode::OK);
     let policy = res.headers()[CONTENT_SECURITY_POLICY]
         .to_str()
@@ -135,7 +79,8 @@ async fn pages_need_a_session_forms_need_its_token_and_private_mail_stays_privat
         policy.contains("script-src 'self'") && policy.contains("frame-ancestors 'none'"),
         "{policy}"
     );
-    let alice_token = csrf(&res.text().await.unwrap());
+    let alice_token = form_token(&res.text().await.unwrap());
+    let bob_token = form_token(&pages.get("/emails", &bob).await.text().await.unwrap());
 
     // Alice connects a mailbox (over the API, as the CRM might); Ann's mail arrives.
     let ann = crm.contact("Ann Acme", "ann@acme.test").await;
@@ -161,69 +106,45 @@ async fn pages_need_a_session_forms_need_its_token_and_private_mail_stays_privat
         )
         .await;
     let message = emails[0]["id"].as_i64().expect("an email on the deal");
+    let open = format!("/messages/{message}");
 
     // A form without the session's token, or with another session's, changes nothing.
-    let settings = format!("{base}/emails/{account}/settings");
-    let bob_token = csrf(&page("/emails", &bob).await.unwrap().text().await.unwrap());
+    let settings = format!("/emails/{account}/settings");
     for token in ["", "forged", bob_token.as_str()] {
-        let res = http
-            .post(&settings)
-            .header(COOKIE, &alice)
-            .form(&[("_csrf", token), ("visibility", "public")])
-            .send()
-            .await
-            .unwrap();
+        let res = pages
+            .post(
+                &settings,
+                &alice,
+                &[("_csrf", token), ("visibility", "public")],
+            )
+            .await;
         assert_eq!(res.status(), StatusCode::FORBIDDEN, "token `{token}`");
     }
     assert_eq!(crm.account(account).await["visibility"], "private");
 
     // Private: Bob can neither list nor open Alice's email; Alice can.
-    assert_eq!(
-        page(&format!("/messages/{message}"), &bob)
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::NOT_FOUND
-    );
-    let deal_page = page(&format!("/deals/{deal}?tab=emails"), &bob)
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    assert_eq!(pages.get(&open, &bob).await.status(), StatusCode::NOT_FOUND);
+    let deal_page = pages.get(&format!("/deals/{deal}?tab=emails"), &bob).await;
+    let deal_page = deal_page.text().await.unwrap();
     assert!(
         deal_page.contains("No emails you may see yet"),
         "{deal_page}"
     );
-    assert_eq!(
-        page(&format!("/messages/{message}"), &alice)
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::OK
-    );
+    assert_eq!(pages.get(&open, &alice).await.status(), StatusCode::OK);
 
     // With her token the change is saved; now Bob may open it.
-    let res = http
-        .post(&settings)
-        .header(COOKIE, &alice)
-        .form(&[("_csrf", alice_token.as_str()), ("visibility", "public")])
-        .send()
-        .await
-        .unwrap();
+    let res = pages
+        .post(
+            &settings,
+            &alice,
+            &[("_csrf", &alice_token), ("visibility", "public")],
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     assert_eq!(crm.account(account).await["visibility"], "public");
-    assert_eq!(
-        page(&format!("/messages/{message}"), &bob)
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::OK
-    );
+    assert_eq!(pages.get(&open, &bob).await.status(), StatusCode::OK);
     // A message body is served under a policy that allows no script and no remote image.
-    let body = page(&format!("/messages/{message}/body"), &alice)
-        .await
-        .unwrap();
+    let body = pages.get(&format!("{open}/body"), &alice).await;
     let policy = body.headers()[CONTENT_SECURITY_POLICY]
         .to_str()
         .unwrap()
@@ -235,14 +156,14 @@ async fn pages_need_a_session_forms_need_its_token_and_private_mail_stays_privat
         "{policy}"
     );
 
-    // Bad choices name the field; Bob cannot change or disconnect Alice's account.
-    let res = http
-        .post(&settings)
-        .header(COOKIE, &alice)
-        .form(&[("_csrf", alice_token.as_str()), ("sentiment", "maybe")])
-        .send()
-        .await
-        .unwrap();
+    // Bad choices name the field; Bob cannot disconnect Alice's account.
+    let res = pages
+        .post(
+            &settings,
+            &alice,
+            &[("_csrf", &alice_token), ("sentiment", "maybe")],
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(
         res.text()
@@ -250,43 +171,35 @@ async fn pages_need_a_session_forms_need_its_token_and_private_mail_stays_privat
             .unwrap()
             .contains("sentiment: `maybe` is neither")
     );
-    let res = http
-        .post(format!("{base}/emails/{account}/disconnect"))
-        .header(COOKIE, &bob)
-        .form(&[("_csrf", bob_token.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let disconnect = format!("/emails/{account}/disconnect");
+    let res = pages
+        .post(&disconnect, &bob, &[("_csrf", &bob_token)])
+        .await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
 
     // The Plugins page is for admins.
     assert_eq!(
-        page("/plugins", &bob).await.unwrap().status(),
+        pages.get("/plugins", &bob).await.status(),
         StatusCode::FORBIDDEN
     );
-    let plugins = page("/plugins", &alice)
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let plugins = pages.get("/plugins", &alice).await.text().await.unwrap();
     assert!(
         plugins.contains("scripted") && plugins.contains("sha256:"),
         "{plugins}"
     );
 
-    // Connecting with a form that misses a required field says which, on the form.
-    let res = http
-        .post(format!("{base}/emails/connect"))
-        .header(COOKIE, &alice)
-        .form(&[
-            ("_csrf", alice_token.as_str()),
-            ("provider", "scripted"),
-            ("address", "not-an-address"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    // A connect form the server refuses comes back open, saying why.
+    let res = pages
+        .post(
+            "/emails/connect",
+            &alice,
+            &[
+                ("_csrf", &alice_token),
+                ("provider", "scripted"),
+                ("address", "not-an-address"),
+            ],
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let text = res.text().await.unwrap();
     assert!(
@@ -295,33 +208,22 @@ async fn pages_need_a_session_forms_need_its_token_and_private_mail_stays_privat
     );
 
     // Disconnecting through the dialog's form removes the account and its mail.
-    let res = http
-        .post(format!("{base}/emails/{account}/disconnect"))
-        .header(COOKIE, &alice)
-        .form(&[("_csrf", alice_token.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let res = pages
+        .post(&disconnect, &alice, &[("_csrf", &alice_token)])
+        .await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     assert_eq!(
-        page(&format!("/messages/{message}"), &alice)
-            .await
-            .unwrap()
-            .status(),
+        pages.get(&open, &alice).await.status(),
         StatusCode::NOT_FOUND
     );
 
     // Signing out ends the session.
-    let res = http
-        .post(format!("{base}/logout"))
-        .header(COOKIE, &alice)
-        .form(&[("_csrf", alice_token.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let res = pages
+        .post("/logout", &alice, &[("_csrf", &alice_token)])
+        .await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     assert_eq!(
-        page("/emails", &alice).await.unwrap().status(),
+        pages.get("/emails", &alice).await.status(),
         StatusCode::SEE_OTHER
     );
 }

@@ -23,7 +23,7 @@ function announce(text) {
 // Replace the account table with the server's, unless the user is in the middle of something.
 async function refreshAccounts() {
   if (document.querySelector("dialog[open]")) return;
-  const response = await fetch(location.pathname, { headers: { Accept: "text/html" } });
+  const response = await fetch("/emails", { headers: { Accept: "text/html" } });
   if (!response.ok) return;
   const page = new DOMParser().parseFromString(await response.text(), "text/html");
   const fresh = page.getElementById("accounts");

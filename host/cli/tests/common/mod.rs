@@ -247,7 +247,16 @@ impl Crm {
             None => json!({}),
         };
         let begun = self.post(&format!("/api/oauth/{provider}"), body).await;
-        let url = reqwest::Url::parse(begun["authorize_url"].as_str().unwrap()).unwrap();
+        let url = begun["authorize_url"].as_str().unwrap();
+        let (status, page) = self.consent(url, email, decision).await;
+        (status, page, url.to_string())
+    }
+
+    /// Answer a provider's consent page at `url` as `email` with
+    /// `decision`, the way a browser submits its form, and follow the
+    /// redirect back to the host: the callback page's status and text.
+    pub async fn consent(&self, url: &str, email: &str, decision: &str) -> (u16, String) {
+        let url = reqwest::Url::parse(url).unwrap();
         let query: Vec<(String, String)> = url.query_pairs().into_owned().collect();
         let get = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
         assert_eq!(
@@ -280,7 +289,7 @@ impl Crm {
         action.set_query(None);
         let back = self.api.http.post(action).form(&form).send().await.unwrap();
         let status = back.status().as_u16();
-        (status, back.text().await.unwrap(), url.to_string())
+        (status, back.text().await.unwrap())
     }
 
     /// Each subject on a record's Emails tab, sorted; there must be no duplicates.
@@ -365,5 +374,89 @@ impl Crm {
             .iter()
             .map(|e| e["subject"].as_str().unwrap().to_string())
             .collect()
+    }
+}
+
+/// The web pages as a browser without a cookie jar reaches them: cookies
+/// are passed by hand and redirects are not followed, so each can be checked.
+pub struct Pages {
+    pub http: reqwest::Client,
+    pub base: String,
+}
+
+/// `name=value` of the cookie `name` a response sets.
+pub fn set_cookie(res: &reqwest::Response, name: &str) -> Option<String> {
+    res.headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .and_then(|v| v.split(';').next())
+        .map(str::to_string)
+}
+
+/// The value of the first hidden `_csrf` field of a page.
+pub fn form_token(page: &str) -> String {
+    let at = page.find("name=\"_csrf\" value=\"").expect("a form token") + 20;
+    page[at..at + page[at..].find('"').unwrap()].to_string()
+}
+
+impl Pages {
+    pub fn new(base: &str) -> Pages {
+        Pages {
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            base: base.to_string(),
+        }
+    }
+
+    /// Sign in through the sign-in form, asking to go to `next`; the session cookie.
+    pub async fn sign_in(&self, email: &str, next: &str) -> String {
+        let form = self.get("/login", "").await;
+        let login_cookie = set_cookie(&form, "mailroom_login").expect("the sign-in form's cookie");
+        let token = form_token(&form.text().await.unwrap());
+        let res = self
+            .post(
+                "/login",
+                &login_cookie,
+                &[
+                    ("email", email),
+                    ("password", LOGIN_PASSWORD),
+                    ("_csrf", &token),
+                    ("next", next),
+                ],
+            )
+            .await;
+        assert_eq!(res.status(), reqwest::StatusCode::SEE_OTHER);
+        assert_eq!(res.headers()[reqwest::header::LOCATION], next);
+        set_cookie(&res, "mailroom_session").expect("a session cookie")
+    }
+
+    /// A page, with the cookies given (`""` for none).
+    pub async fn get(&self, path: &str, cookies: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .header(reqwest::header::COOKIE, cookies)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A form posted, with the cookies given.
+    pub async fn post(
+        &self,
+        path: &str,
+        cookies: &str,
+        form: &[(&str, &str)],
+    ) -> reqwest::Response {
+        self.http
+            .post(format!("{}{path}", self.base))
+            .header(reqwest::header::COOKIE, cookies)
+            .form(form)
+            .send()
+            .await
+            .unwrap()
     }
 }
