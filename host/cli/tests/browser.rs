@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 
-use common::{Api, Crm, LOGIN_PASSWORD, Process, letter, now};
+use common::{Crm, LOGIN_PASSWORD, Process, letter, now};
 use mailroom_test_support::db::Kind;
 use mailroom_test_support::dovecot::Dovecot;
 use mailroom_test_support::{plugin, repo_root};
@@ -179,15 +179,7 @@ async fn a_person_connects_a_mailbox_and_reads_its_mail_in_chromium() {
     dovecot.seed(MAILBOX, "INBOX", &seeded);
 
     let site = common::Site::new(Kind::Sqlite).await;
-    let out = site.run(
-        &["plugin", "install", plugin("imap").to_str().unwrap()],
-        &[],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    site.install("imap");
     let (_, token) = site.user(MAILBOX, "admin", true);
     site.user("olga@corp.test", "member", false);
     let ca = dovecot.ca.ca_file();
@@ -197,14 +189,7 @@ async fn a_person_connects_a_mailbox_and_reads_its_mail_in_chromium() {
         ("MAILROOM_SYNC_INTERVAL", "2"),
         ("MAILROOM_RETRY_SECONDS", "1"),
     ]);
-    let crm = Crm {
-        api: Api {
-            http: reqwest::Client::new(),
-            base: server.base.clone(),
-        },
-        token: token.unwrap(),
-        log: site.log(),
-    };
+    let crm = site.crm(&server, token.unwrap());
     let ann = crm.contact("Ann Acme", "ann@acme.test").await;
     crm.deal("Acme renewal", ann, None).await;
 

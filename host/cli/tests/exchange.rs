@@ -8,10 +8,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Api, Crm, Server, Site, letter, now};
+use common::{Server, Site, letter, now};
 use ews_emulator::{Emulator, Fault};
 use mailroom_test_support::db::Kind;
-use mailroom_test_support::plugin;
 use serde_json::{Value, json};
 
 const CAROL: &str = "carol@contoso.test";
@@ -26,15 +25,7 @@ async fn exchange_autodiscovers_backfills_syncs_throttles_reauthorises_and_sends
     ews.add_user(CAROL, PASSWORD, Some("CONTOSO\\carol"));
     ews.add_user(ERIN, PASSWORD, None);
     let site = Site::new(Kind::Sqlite).await;
-    let out = site.run(
-        &["plugin", "install", plugin("exchange").to_str().unwrap()],
-        &[],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    site.install("exchange");
     let (_, token) = site.user("owner@crm.test", "admin", true);
     let base = ews.url();
     let origins = [
@@ -50,14 +41,7 @@ async fn exchange_autodiscovers_backfills_syncs_throttles_reauthorises_and_sends
         ("MAILROOM_RETRY_SECONDS", "1"),
         ("MAILROOM_BASE_URLS", &origins),
     ]);
-    let crm = Crm {
-        api: Api {
-            http: reqwest::Client::new(),
-            base: server.base.clone(),
-        },
-        token: token.unwrap(),
-        log: site.log(),
-    };
+    let crm = site.crm(&server, token.unwrap());
     let log = site.log();
     let why = || std::fs::read_to_string(&log).unwrap_or_default();
     let connect = |address: &str, settings: Value, password: &str| json!({"provider": "exchange", "address": address, "settings": settings, "secrets": {"password": password}});

@@ -8,10 +8,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Api, Crm, Pages, Server, Site, form_token, letter, now};
+use common::{Crm, Pages, Server, Site, form_token, letter, now};
 use gmail_emulator::{Client, Emulator, Fault};
 use mailroom_test_support::db::Kind;
-use mailroom_test_support::plugin;
 use serde_json::{Value, json};
 
 const ANN: &str = "ann@gmail.test";
@@ -32,15 +31,7 @@ impl Rig {
         let gmail = Emulator::start().await.expect("emulator");
         gmail.add_user(ANN);
         let site = Site::new(Kind::Sqlite).await;
-        let out = site.run(
-            &["plugin", "install", plugin("gmail").to_str().unwrap()],
-            &[],
-        );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        site.install("gmail");
         let (_, token) = site.user("owner@crm.test", "admin", true);
         let base_url = format!("https://gmail.googleapis.com={}", gmail.url());
         let server = site.serve_with(&[
@@ -59,14 +50,7 @@ impl Rig {
             secret: CLIENT_SECRET.into(),
             redirect_uris: vec![format!("{}/oauth/gmail/callback", server.base)],
         });
-        let crm = Crm {
-            api: Api {
-                http: reqwest::Client::new(),
-                base: server.base.clone(),
-            },
-            token: token.unwrap(),
-            log: site.log(),
-        };
+        let crm = site.crm(&server, token.unwrap());
         Rig {
             gmail,
             site,

@@ -6,10 +6,9 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
-use common::{Api, Crm, Server, Site, now};
+use common::{Crm, Server, Site, now};
 use mailroom_test_support::db::Kind;
 use mailroom_test_support::dovecot::Dovecot;
-use mailroom_test_support::plugin;
 use mailroom_test_support::postfix::Postfix;
 use serde_json::{Value, json};
 
@@ -40,15 +39,7 @@ impl Rig {
         let dovecot = Dovecot::start();
         dovecot.add_user(ALICE, PASSWORD);
         let site = Site::new(kind).await;
-        let out = site.run(
-            &["plugin", "install", plugin("imap").to_str().unwrap()],
-            &[],
-        );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        site.install("imap");
         let (_, admin) = site.user(ALICE, "admin", true);
         let ca = dovecot.ca.ca_file();
         let server = site.serve_with(&[
@@ -57,14 +48,7 @@ impl Rig {
             ("MAILROOM_SYNC_INTERVAL", "2"),
             ("MAILROOM_RETRY_SECONDS", "1"),
         ]);
-        let crm = Crm {
-            api: Api {
-                http: reqwest::Client::new(),
-                base: server.base.clone(),
-            },
-            token: admin.unwrap(),
-            log: site.log(),
-        };
+        let crm = site.crm(&server, admin.unwrap());
         Rig {
             dovecot,
             site,

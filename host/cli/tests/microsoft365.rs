@@ -8,7 +8,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Api, Crm, Server, Site, letter, now};
+use common::{Server, Site, letter, now};
 use graph_emulator::{Client, Emulator, Fault};
 use mailroom_test_support::db::Kind;
 use mailroom_test_support::plugin;
@@ -54,14 +54,7 @@ async fn microsoft365_signs_in_backfills_follows_delta_throttles_reauthorises_an
         secret: CLIENT_SECRET.into(),
         redirect_uris: vec![format!("{}/oauth/microsoft365/callback", server.base)],
     });
-    let crm = Crm {
-        api: Api {
-            http: reqwest::Client::new(),
-            base: server.base.clone(),
-        },
-        token: token.unwrap(),
-        log: site.log(),
-    };
+    let crm = site.crm(&server, token.unwrap());
     let log = site.log();
     let wait_for = |record: String, subject: &'static str| {
         let crm = &crm;

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{Crm, LOGIN_PASSWORD, Pages, Site, form_token, set_cookie};
+use common::{LOGIN_PASSWORD, Pages, Site, form_token, set_cookie};
 use mailroom_test_support::db::Kind;
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_SECURITY_POLICY, LOCATION};
@@ -18,14 +18,7 @@ async fn pages_need_a_session_forms_need_its_token_and_private_mail_stays_privat
     let (_, admin) = site.user("alice@corp.test", "admin", true);
     site.user("bob@corp.test", "member", false);
     let server = site.serve_with(&[("MAILROOM_SYNC_INTERVAL", "1")]);
-    let crm = Crm {
-        api: common::Api {
-            http: reqwest::Client::new(),
-            base: server.base.clone(),
-        },
-        token: admin.unwrap(),
-        log: site.log(),
-    };
+    let crm = site.crm(&server, admin.unwrap());
     let pages = Pages::new(&server.base);
 
     // No session: every page sends the browser to sign in, and back after.

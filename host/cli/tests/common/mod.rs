@@ -46,16 +46,30 @@ impl Site {
             home: tempfile::tempdir().unwrap(),
             db: TestDb::new(kind).await,
         };
-        let out = site.run(
-            &["plugin", "install", plugin("scripted").to_str().unwrap()],
-            &[],
-        );
+        site.install("scripted");
+        site
+    }
+
+    /// `mailroom plugin install` of a built plugin.
+    pub fn install(&self, name: &str) {
+        let out = self.run(&["plugin", "install", plugin(name).to_str().unwrap()], &[]);
         assert!(
             out.status.success(),
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        site
+    }
+
+    /// The CRM's view of `server`, calling with `token`.
+    pub fn crm(&self, server: &Server, token: String) -> Crm {
+        Crm {
+            api: Api {
+                http: reqwest::Client::new(),
+                base: server.base.clone(),
+            },
+            token,
+            log: self.log(),
+        }
     }
 
     pub fn command(&self, args: &[&str], env: &[(&str, &str)]) -> Command {

@@ -208,16 +208,68 @@ fn provider_forms(
         .collect()
 }
 
+/// One of a row's dropdowns: the form field, its column, its options
+/// (value, words, chosen).
+struct Choice {
+    name: &'static str,
+    label: &'static str,
+    options: Vec<(&'static str, &'static str, bool)>,
+}
+
+/// The dropdowns of an account's row; the preferred account only on plans that have it.
+fn choices(account: &Account, preferred_plan: bool) -> Vec<Choice> {
+    let all = account.scope == Scope::AllContacts;
+    let public = account.visibility == Visibility::Public;
+    let mut out = vec![
+        Choice {
+            name: "scope",
+            label: "Sync emails from",
+            options: vec![
+                ("all_contacts", "All contacts", all),
+                (
+                    "primary_open_deals",
+                    "Only the primary contact on open deals",
+                    !all,
+                ),
+            ],
+        },
+        Choice {
+            name: "visibility",
+            label: "Email visibility",
+            options: vec![
+                ("public", "Public", public),
+                ("private", "Private", !public),
+            ],
+        },
+        Choice {
+            name: "sentiment",
+            label: "Sentiment analysis",
+            options: vec![
+                ("yes", "Allow", account.sentiment),
+                ("no", "Don't allow", !account.sentiment),
+            ],
+        },
+    ];
+    if preferred_plan {
+        out.push(Choice {
+            name: "preferred",
+            label: "Preferred email account",
+            options: vec![
+                ("yes", "Yes", account.preferred),
+                ("no", "No", !account.preferred),
+            ],
+        });
+    }
+    out
+}
+
 /// One row of the table.
 struct Row {
     id: Id,
     address: String,
     provider: String,
     created: String,
-    all_contacts: bool,
-    public: bool,
-    sentiment: bool,
-    preferred: bool,
+    choices: Vec<Choice>,
     badge: Badge,
     /// The sign-in stopped working, or the operator asks for a new one.
     needs_reauth: bool,
@@ -250,10 +302,7 @@ async fn rows(s: &AppState, viewer: &Viewer) -> Result<Vec<Row>, PageError> {
             id: account.id,
             provider: label(&account.provider),
             created: when(account.created_at),
-            all_contacts: account.scope == Scope::AllContacts,
-            public: account.visibility == Visibility::Public,
-            sentiment: account.sentiment,
-            preferred: account.preferred,
+            choices: choices(&account, viewer.user.plan.has_preferred_account()),
             badge: badge(sync.as_ref()),
             needs_reauth: notice.is_some()
                 || sync
