@@ -182,13 +182,7 @@ async fn a_person_connects_a_mailbox_and_reads_its_mail_in_chromium() {
     site.install("imap");
     let (_, token) = site.user(MAILBOX, "admin", true);
     site.user("olga@corp.test", "member", false);
-    let ca = dovecot.ca.ca_file();
-    let server = site.serve_with(&[
-        ("MAILROOM_EXTRA_CA", ca.to_str().unwrap()),
-        ("MAILROOM_GRANT_PRIVATE", "127.0.0.0/8"),
-        ("MAILROOM_SYNC_INTERVAL", "2"),
-        ("MAILROOM_RETRY_SECONDS", "1"),
-    ]);
+    let server = site.serve_for(&dovecot);
     let crm = site.crm(&server, token.unwrap());
     let ann = crm.contact("Ann Acme", "ann@acme.test").await;
     crm.deal("Acme renewal", ann, None).await;

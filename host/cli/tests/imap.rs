@@ -41,13 +41,7 @@ impl Rig {
         let site = Site::new(kind).await;
         site.install("imap");
         let (_, admin) = site.user(ALICE, "admin", true);
-        let ca = dovecot.ca.ca_file();
-        let server = site.serve_with(&[
-            ("MAILROOM_EXTRA_CA", ca.to_str().unwrap()),
-            ("MAILROOM_GRANT_PRIVATE", "127.0.0.0/8"),
-            ("MAILROOM_SYNC_INTERVAL", "2"),
-            ("MAILROOM_RETRY_SECONDS", "1"),
-        ]);
+        let server = site.serve_for(&dovecot);
         let crm = site.crm(&server, admin.unwrap());
         Rig {
             dovecot,

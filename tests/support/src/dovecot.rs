@@ -297,6 +297,10 @@ fn terminate(child: &mut Child) {
     if let Ok(Some(_)) = child.try_wait() {
         return;
     }
+    // Workers a test paused could not hear the master's call to stop.
+    let _ = Command::new("pkill")
+        .args(["-CONT", "-P", &child.id().to_string()])
+        .status();
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();

@@ -60,6 +60,18 @@ impl Site {
         );
     }
 
+    /// `mailroom serve` for a test Dovecot on loopback: its CA trusted,
+    /// loopback granted, syncing every two seconds, retrying after one.
+    pub fn serve_for(&self, dovecot: &mailroom_test_support::dovecot::Dovecot) -> Server {
+        let ca = dovecot.ca.ca_file();
+        self.serve_with(&[
+            ("MAILROOM_EXTRA_CA", ca.to_str().unwrap()),
+            ("MAILROOM_GRANT_PRIVATE", "127.0.0.0/8"),
+            ("MAILROOM_SYNC_INTERVAL", "2"),
+            ("MAILROOM_RETRY_SECONDS", "1"),
+        ])
+    }
+
     /// The CRM's view of `server`, calling with `token`.
     pub fn crm(&self, server: &Server, token: String) -> Crm {
         Crm {
