@@ -199,6 +199,23 @@ async fn pages_need_a_session_forms_need_its_token_and_private_mail_stays_privat
         text.contains("role=\"alert\"") && text.contains("data-open"),
         "{text}"
     );
+    let res = pages
+        .post(
+            "/emails/connect",
+            &alice,
+            &[
+                ("_csrf", &alice_token),
+                ("provider", "nosuch"),
+                ("address", "a@b.test"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let text = res.text().await.unwrap();
+    assert!(
+        text.contains("no plugin named `nosuch` is installed"),
+        "{text}"
+    );
 
     // Disconnecting through the dialog's form removes the account and its mail.
     let res = pages

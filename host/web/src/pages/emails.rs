@@ -332,6 +332,8 @@ struct EmailsPage {
     providers: Vec<ProviderForm>,
     /// Whether to open the connect dialog at once (an attempt failed).
     connect_open: bool,
+    /// Why an attempt failed whose provider has no form here.
+    connect_error: Option<String>,
     /// The "Update authentication" form to show again, with what went wrong.
     reauth: Option<(Id, String)>,
 }
@@ -360,6 +362,10 @@ async fn show(
             nav: viewer.nav("emails"),
             rows: rows(s, viewer).await?,
             preferred_plan: viewer.user.plan.has_preferred_account(),
+            connect_error: attempt
+                .as_ref()
+                .filter(|a| s.registry.get(&a.provider).is_none())
+                .map(|a| a.error.clone()),
             providers: provider_forms(s, attempt.as_ref(), &values),
             connect_open: attempt.is_some(),
             reauth,

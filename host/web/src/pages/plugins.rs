@@ -183,6 +183,13 @@ pub(crate) async fn install(
             )),
         ));
     }
+    tracing::info!(
+        plugin = %plugin.name(),
+        version = %plugin.version(),
+        digest = %plugin.description().digest,
+        by = %viewer.user.email,
+        "plugin installed from the Plugins page"
+    );
     let notice = match previous {
         Some(old) => format!(
             "Upgraded {} from {} to {}: new runs use it now.",
