@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use mailroom_outbound::Outbound;
 use mailroom_sync::Engine;
 use mailroom_web::AppState;
 
@@ -21,6 +22,7 @@ pub async fn run(home: &Home, listen: &str, engine_args: &EngineArgs) -> anyhow:
     let registry = Arc::new(home.registry().await?);
     let config = engine_args.config(home, &bound.to_string())?;
     let grant = config.grant.clone();
+    let retry_base = config.backoff_base;
     let oauth = config.oauth.clone();
     let engine = Arc::new(Engine::new(
         db.clone(),
@@ -30,12 +32,22 @@ pub async fn run(home: &Home, listen: &str, engine_args: &EngineArgs) -> anyhow:
     ));
     let workers = engine_args.workers;
     let sync = tokio::spawn(engine.run(workers, Duration::from_secs(1)));
+    let outbound = Outbound {
+        db: db.clone(),
+        vault: vault.clone(),
+        registry: registry.clone(),
+        grant: grant.clone(),
+        oauth: oauth.clone(),
+        retry_base,
+    };
+    let retries = tokio::spawn(retry_automated_email(outbound.clone()));
     let app = mailroom_web::router(AppState {
         db,
         vault,
         registry,
         grant,
         oauth,
+        outbound,
         plugins_dir: Some(home.plugins_dir()),
     });
     eprintln!("mailroom: serving on http://{bound}");
@@ -45,5 +57,16 @@ pub async fn run(home: &Home, listen: &str, engine_args: &EngineArgs) -> anyhow:
         })
         .await?;
     sync.abort();
+    retries.abort();
     Ok(())
+}
+
+/// Try again, every second, the automated emails whose retry is due.
+async fn retry_automated_email(outbound: Outbound) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if let Err(e) = outbound.retry_due().await {
+            tracing::warn!(error = %e, "retrying automated email failed");
+        }
+    }
 }

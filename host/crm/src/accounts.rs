@@ -293,6 +293,17 @@ pub async fn disconnect(db: &Db, vault: &Vault, owner: &User, id: Id) -> Result<
     Ok(())
 }
 
+/// The account `owner` marked as preferred for automated email, if any.
+pub async fn preferred(db: &Db, vault: &Vault, owner: Id) -> Result<Option<Account>, CrmError> {
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM accounts WHERE owner_id = $1 AND preferred = 1 ORDER BY id LIMIT 1"
+    ))
+    .bind(owner)
+    .fetch_optional(db.pool())
+    .await?;
+    row.map(|r| from_row(vault, &r)).transpose()
+}
+
 /// An account by id, whoever owns it (for the sync engine).
 pub async fn get(db: &Db, vault: &Vault, id: Id) -> Result<Account, CrmError> {
     let row = sqlx::query(&format!("SELECT {COLUMNS} FROM accounts WHERE id = $1"))

@@ -12,8 +12,9 @@ use mailroom_crm::accounts::{self, Account, Change, Connect};
 use mailroom_crm::campaigns::{self, Campaign, NewCampaign, Notice};
 use mailroom_crm::messages::{self, Counts};
 use mailroom_crm::users::User;
-use mailroom_runtime::{AccountInput, CallError, Outgoing, ProviderError, Secret, Secrets};
-use mailroom_sync::{Renew, StartError, Starter, SyncStatus, schedule_now, status};
+use mailroom_outbound::SendError;
+use mailroom_runtime::{AccountInput, CallError, ProviderError, Secret, Secrets};
+use mailroom_sync::{SyncStatus, schedule_now, status};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -339,12 +340,6 @@ pub async fn send(
     if req.subject.contains(['\r', '\n']) {
         return Err(ApiError::invalid("subject", "must be one line"));
     }
-    let plugin = s.registry.get(&account.provider).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::BAD_GATEWAY,
-            format!("the `{}` plugin is not installed", account.provider),
-        )
-    })?;
     let draft = mailroom_mail::Draft {
         from_name: Some(user.name.clone()).filter(|n| !n.is_empty()),
         from: account.address.clone(),
@@ -355,35 +350,21 @@ pub async fn send(
     };
     let unique = format!("{}.{}", mailroom_store::next_id(), account.id);
     let composed = mailroom_mail::compose(&draft, mailroom_store::unix_now(), &unique);
-    let outgoing = Outgoing {
-        sender: account.address.clone(),
-        recipients: to.into_iter().chain(cc).collect(),
-        raw: composed.raw,
-    };
-    let starter = Starter {
-        db: &s.db,
-        vault: &s.vault,
-        registry: &s.registry,
-        grant: &s.grant,
-        oauth: &s.oauth,
-    };
-    let mut run = starter
-        .start(&account, &plugin, Renew::IfExpiring)
+    let recipients: Vec<String> = to.into_iter().chain(cc).collect();
+    let sent = s
+        .outbound
+        .send(&account, &recipients, &composed)
         .await
         .map_err(|e| match e {
-            StartError::Crm(e) => ApiError::from(e),
-            StartError::Call(e) => call_error(&account.provider, e),
+            SendError::Crm(e) => ApiError::from(e),
+            SendError::Call(e) => call_error(&account.provider, e),
+            e @ SendError::NoPlugin(_) => ApiError::new(StatusCode::BAD_GATEWAY, e.to_string()),
         })?;
-    let provider_id = run
-        .send(&outgoing)
-        .await
-        .map_err(|e| call_error(&account.provider, e))?;
-    schedule_now(&s.db, account.id).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(SentView {
-            message_id: composed.message_id,
-            provider_id,
+            message_id: sent.message_id,
+            provider_id: sent.provider_id,
         }),
     ))
 }

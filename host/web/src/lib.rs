@@ -14,6 +14,7 @@
 
 mod accounts;
 mod auth;
+mod automations;
 mod crm;
 mod error;
 mod oauth;
@@ -27,6 +28,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::routing::{get, post};
 use mailroom_oauth::OAuth;
+use mailroom_outbound::Outbound;
 use mailroom_runtime::{OperatorGrant, Registry};
 use mailroom_store::Db;
 use mailroom_vault::Vault;
@@ -48,6 +50,8 @@ pub struct AppState {
     pub grant: OperatorGrant,
     /// The OAuth providers ("Connect Gmail").
     pub oauth: Arc<OAuth>,
+    /// Sending: one message, and automated emails.
+    pub outbound: Outbound,
     /// Where plugins installed from the Plugins page are kept, so that a
     /// restart serves them too; `None` keeps them in memory only.
     pub plugins_dir: Option<PathBuf>,
@@ -104,6 +108,11 @@ pub fn router(state: AppState) -> Router {
             get(accounts::reauth_campaigns).post(accounts::require_reauth),
         )
         .route("/api/oauth/{provider}", post(oauth::begin))
+        .route("/api/automations/send-email", post(automations::send_email))
+        .route(
+            "/api/automations/send-email/{key}",
+            get(automations::get_send),
+        )
         .route("/oauth/{provider}/callback", get(oauth::callback))
         .merge(pages::routes())
         .fallback(|| async { ApiError::not_found("no such endpoint") })

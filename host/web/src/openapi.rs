@@ -5,7 +5,7 @@ use utoipa::openapi::path::Operation;
 use utoipa::openapi::{Content, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use crate::{accounts, auth, crm, error, oauth, plugins};
+use crate::{accounts, auth, automations, crm, error, oauth, plugins};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -48,6 +48,8 @@ use crate::{accounts, auth, crm, error, oauth, plugins};
         accounts::require_reauth,
         accounts::reauth_campaigns,
         plugins::list,
+        automations::send_email,
+        automations::get_send,
     ),
     components(schemas(error::ErrorBody)),
     modifiers(&ErrorResponses)

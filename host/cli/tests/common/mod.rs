@@ -107,6 +107,17 @@ impl Site {
 
     /// `mailroom user add …`: the id and, when asked, the token.
     pub fn user(&self, email: &str, role: &str, token: bool) -> (i64, Option<String>) {
+        self.user_with(email, role, token, &[])
+    }
+
+    /// `mailroom user add …` with more flags (`--name`, `--plan`).
+    pub fn user_with(
+        &self,
+        email: &str,
+        role: &str,
+        token: bool,
+        more: &[&str],
+    ) -> (i64, Option<String>) {
         let mut args = vec![
             "user",
             "add",
@@ -117,6 +128,7 @@ impl Site {
             "--password-env",
             "PW",
         ];
+        args.extend(more);
         if token {
             args.extend(["--token", "crm"]);
         }
