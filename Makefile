@@ -27,7 +27,7 @@ lint: setup
 	cd plugins && CARGO_TARGET_DIR=$(CARGO_TARGET_DIR)/plugins cargo clippy --quiet --target wasm32-wasip2 -- -D warnings
 
 test: plugins plugins-debian lint
-	cd plugins && CARGO_TARGET_DIR=$(CARGO_TARGET_DIR)/plugins-native cargo test --quiet -p mailroom-plugin-sdk -p imap -p gmail -p microsoft365 -p exchange
+	cd plugins && CARGO_TARGET_DIR=$(CARGO_TARGET_DIR)/plugins-native cargo test --quiet -p mailroom-plugin-sdk -p imap -p gmail -p microsoft365 -p exchange -p lexicon-sentiment
 	cargo test --workspace
 
 # The main job on the embedded default (a SQLite file): connect a mailbox, push CRM

@@ -64,6 +64,11 @@ impl Home {
         TlsConfig::new(self.extra_ca.as_deref()).context("MAILROOM_EXTRA_CA")
     }
 
+    /// Where the operator's sentiment analyser is kept when not named otherwise.
+    pub fn analyzer_file(&self) -> PathBuf {
+        self.root.join("analyzer.wasm")
+    }
+
     /// Where installed plugin files live, one `NAME.wasm` each.
     pub fn plugins_dir(&self) -> PathBuf {
         self.root.join("plugins")

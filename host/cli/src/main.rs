@@ -53,6 +53,11 @@ enum Command {
         /// Address to listen on.
         #[arg(long, env = "MAILROOM_LISTEN", default_value = "127.0.0.1:8080")]
         listen: String,
+        /// The sentiment analyser component (`mailroom:analyzer`); by default
+        /// `$MAILROOM_HOME/analyzer.wasm` when there is one. Without one,
+        /// no mail is scored.
+        #[arg(long, env = "MAILROOM_ANALYZER")]
+        analyzer: Option<std::path::PathBuf>,
         #[command(flatten)]
         engine: sync_cmd::EngineArgs,
     },
@@ -93,7 +98,11 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Plugin { command } => plugin_cmd::run(&home, command).await,
-            Command::Serve { listen, engine } => serve::run(&home, &listen, &engine)
+            Command::Serve {
+                listen,
+                analyzer,
+                engine,
+            } => serve::run(&home, &listen, analyzer.as_deref(), &engine)
                 .await
                 .map(|()| ExitCode::SUCCESS),
             Command::Sync { engine } => sync_cmd::run(&home, &engine)

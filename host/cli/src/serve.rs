@@ -1,18 +1,26 @@
 //! `mailroom serve`: the long-running host: the sync engine and the HTTP API
 //! over one database and the installed plugins.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use mailroom_outbound::Outbound;
+use mailroom_runtime::{Analyzer, Runtime};
+use mailroom_sentiment::Scorer;
 use mailroom_sync::Engine;
 use mailroom_web::AppState;
 
 use crate::home::Home;
 use crate::sync_cmd::EngineArgs;
 
-pub async fn run(home: &Home, listen: &str, engine_args: &EngineArgs) -> anyhow::Result<()> {
+pub async fn run(
+    home: &Home,
+    listen: &str,
+    analyzer: Option<&Path>,
+    engine_args: &EngineArgs,
+) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("MAILROOM_LISTEN {listen}: cannot listen"))?;
@@ -41,6 +49,13 @@ pub async fn run(home: &Home, listen: &str, engine_args: &EngineArgs) -> anyhow:
         retry_base,
     };
     let retries = tokio::spawn(retry_automated_email(outbound.clone()));
+    let scoring = match load_analyzer(home, analyzer, registry.runtime()).await? {
+        Some(analyzer) => {
+            let scorer = Scorer::new(db.clone(), registry.runtime().clone(), analyzer);
+            Some(tokio::spawn(scorer.run(Duration::from_secs(2))))
+        }
+        None => None,
+    };
     let app = mailroom_web::router(AppState {
         db,
         vault,
@@ -58,7 +73,46 @@ pub async fn run(home: &Home, listen: &str, engine_args: &EngineArgs) -> anyhow:
         .await?;
     sync.abort();
     retries.abort();
+    if let Some(scoring) = scoring {
+        scoring.abort();
+    }
     Ok(())
+}
+
+/// The sentiment analyser: the one named, else `$MAILROOM_HOME/analyzer.wasm`
+/// when there is one, else none (nothing is scored).
+async fn load_analyzer(
+    home: &Home,
+    named: Option<&Path>,
+    runtime: &Arc<Runtime>,
+) -> anyhow::Result<Option<Arc<Analyzer>>> {
+    let default = home.analyzer_file();
+    let path = match named {
+        Some(path) => path.to_path_buf(),
+        None if default.is_file() => default,
+        None => {
+            eprintln!(
+                "mailroom: no sentiment analyser ({} or MAILROOM_ANALYZER): mail is not scored",
+                default.display()
+            );
+            return Ok(None);
+        }
+    };
+    let bytes =
+        std::fs::read(&path).with_context(|| format!("MAILROOM_ANALYZER {}", path.display()))?;
+    let analyzer = runtime
+        .load_analyzer(&bytes)
+        .await
+        .with_context(|| format!("MAILROOM_ANALYZER {}", path.display()))?;
+    let info = analyzer.info();
+    eprintln!(
+        "mailroom: sentiment analyser {} {} ({}; {})",
+        info.name,
+        info.version,
+        info.languages.join(", "),
+        info.digest
+    );
+    Ok(Some(analyzer))
 }
 
 /// Try again, every second, the automated emails whose retry is due.

@@ -2,7 +2,8 @@
 //!
 //! Users, contacts (several addresses each), deals, connected accounts with
 //! their sealed credentials, the stored messages with their sources and
-//! links, the compact header index, and the two rules the product is about:
+//! links, the compact header index, the scores of the sentiment analyser, and
+//! the two rules the product is about:
 //! **matching** (which contacts and deals a message belongs to, under the
 //! account's scope) and **visibility** (who may read it). Each module owns
 //! its tables and is the only code that writes them. This crate does not
@@ -17,6 +18,7 @@ mod error;
 pub mod generation;
 pub mod index;
 pub mod messages;
+pub mod sentiment;
 pub mod timeline;
 pub mod users;
 

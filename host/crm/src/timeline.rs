@@ -70,7 +70,7 @@ pub enum Record {
 }
 
 impl Record {
-    fn link(self) -> (&'static str, &'static str, Id) {
+    pub(crate) fn link(self) -> (&'static str, &'static str, Id) {
         match self {
             Record::Contact(id) => ("message_contacts", "contact_id", id),
             Record::Deal(id) => ("message_deals", "deal_id", id),

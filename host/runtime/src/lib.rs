@@ -9,6 +9,8 @@
 //!   (calls, failures and refused accesses since it was loaded).
 //! - [`Registry`] maps plugin names to their current version and swaps a new
 //!   version in atomically; runs already going keep the version they started with.
+//! - [`Analyzer`] is a loaded sentiment analyser (`mailroom:analyzer`), run
+//!   in a sandbox that grants nothing, a fresh instance per batch of texts.
 //! - [`Run`] is one instance serving one account for one sync run, under the
 //!   per-call [`Limits`]. A trap, a timeout or an over-limit ends that run
 //!   only, with a typed [`CallError`].
@@ -16,6 +18,7 @@
 //! The runtime knows nothing of storage, scheduling or mail: the sync engine
 //! drives it. It decides nothing about grants: `mailroom-policy` does.
 
+mod analyzer;
 mod cache;
 mod engine;
 mod error;
@@ -25,6 +28,7 @@ mod registry;
 mod run;
 mod state;
 
+pub use analyzer::{Analyzer, AnalyzerInfo, Sentiment, SentimentLabel};
 pub use engine::{Limits, Runtime, RuntimeConfig};
 pub use error::{CallError, LoadError};
 pub use health::{Health, HealthReport};

@@ -119,7 +119,7 @@ impl Runtime {
     }
 
     /// Compile from bytes, with the on-disk cache when configured.
-    fn compile(&self, bytes: &[u8]) -> Result<(Component, String), LoadError> {
+    pub(crate) fn compile(&self, bytes: &[u8]) -> Result<(Component, String), LoadError> {
         const MAGIC: &[u8] = b"\0asm";
         const COMPONENT_LAYER: [u8; 4] = [0x0d, 0x00, 0x01, 0x00];
         if bytes.len() < 8 || &bytes[..4] != MAGIC {

@@ -113,37 +113,15 @@ impl Run {
             .iter()
             .map(|e| credential(e.credential.as_ref(), input))
             .collect::<Vec<_>>();
-        let secrets = Arc::new(input.secrets.clone());
         let audit = Audit::default();
         let limits = runtime.limits;
-        let budget = ConnectionBudget::new(limits.connections);
-        let stderr = Captured::new(CAPTURE_BYTES);
-        let wasi = WasiCtxBuilder::new()
-            .stdout(stderr.clone())
-            .stderr(stderr.clone())
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .build();
-        let state = RunState {
-            wasi,
-            http: WasiHttpCtx::new(),
-            hooks: HttpHooks::new(
-                policy.clone(),
-                Arc::new(credentials),
-                secrets.redactor(),
-                runtime.tls.clone(),
-                audit.clone(),
-                budget.clone(),
-            ),
-            net: NetCtx::new(policy, secrets, runtime.tls.clone(), audit.clone(), budget),
-            table: ResourceTable::new(),
-            limiter: MemoryLimiter {
-                max_bytes: limits.memory_bytes,
-                exceeded: false,
-            },
-            stderr,
-        };
+        let state = RunState::new(
+            runtime,
+            policy,
+            credentials,
+            Arc::new(input.secrets.clone()),
+            audit.clone(),
+        );
         let mut store = Store::new(&runtime.engine, state);
         store.limiter(|s| &mut s.limiter);
         store.epoch_deadline_trap();
@@ -392,7 +370,7 @@ impl Run {
     }
 }
 
-fn deadline_ticks(timeout: Duration) -> u64 {
+pub(crate) fn deadline_ticks(timeout: Duration) -> u64 {
     (timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64 + 1
 }
 
@@ -442,4 +420,46 @@ fn page_bytes(page: &Page) -> usize {
         .sum();
     let failed: usize = page.failed.iter().map(|f| f.id.len() + f.why.len()).sum();
     messages + deletions + failed + page.cursor.len()
+}
+
+impl RunState {
+    /// The sandbox of one run: the account's policy and secrets, the host's
+    /// TLS roots, stdout and stderr captured, no socket or name lookup but
+    /// through the policy, and the runtime's memory limit.
+    pub(crate) fn new(
+        runtime: &Runtime,
+        policy: Arc<AccountPolicy>,
+        credentials: Vec<Option<Secret>>,
+        secrets: Arc<Secrets>,
+        audit: Audit,
+    ) -> RunState {
+        let budget = ConnectionBudget::new(runtime.limits.connections);
+        let stderr = Captured::new(CAPTURE_BYTES);
+        let wasi = WasiCtxBuilder::new()
+            .stdout(stderr.clone())
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        RunState {
+            wasi,
+            http: WasiHttpCtx::new(),
+            hooks: HttpHooks::new(
+                policy.clone(),
+                Arc::new(credentials),
+                secrets.redactor(),
+                runtime.tls.clone(),
+                audit.clone(),
+                budget.clone(),
+            ),
+            net: NetCtx::new(policy, secrets, runtime.tls.clone(), audit, budget),
+            table: ResourceTable::new(),
+            limiter: MemoryLimiter {
+                max_bytes: runtime.limits.memory_bytes,
+                exceeded: false,
+            },
+            stderr,
+        }
+    }
 }

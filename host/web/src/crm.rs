@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use mailroom_crm::Id;
 use mailroom_crm::contacts::{self, Contact, ContactInput};
 use mailroom_crm::deals::{self, Deal, DealInput};
+use mailroom_crm::sentiment::{self, Summary};
 use mailroom_crm::timeline::{self, Activity, Email, Record};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -256,4 +257,33 @@ pub async fn deal_activities(
 ) -> Result<Json<Vec<Activity>>, ApiError> {
     deals::get(&s.db, id).await?;
     activities(&s, &u, Record::Deal(id), &p).await
+}
+
+/// A contact's sentiment: the mean of their last five scored emails, its
+/// trend against the five before, and the scored emails the caller may see.
+/// Only mail received from the contact while on an open deal, from accounts
+/// that allow sentiment analysis, is scored.
+#[utoipa::path(get, path = "/api/contacts/{id}/sentiment", params(("id" = i64, Path)), tag = "timelines", responses((status = 200, body = Summary)))]
+pub async fn contact_sentiment(
+    State(s): State<AppState>,
+    u: CurrentUser,
+    IdPath(id): IdPath,
+) -> Result<Json<Summary>, ApiError> {
+    contacts::get(&s.db, id).await?;
+    Ok(Json(
+        sentiment::summary(&s.db, Record::Contact(id), u.0.id).await?,
+    ))
+}
+
+/// A deal's sentiment, from the scored emails of its contacts (as for a contact).
+#[utoipa::path(get, path = "/api/deals/{id}/sentiment", params(("id" = i64, Path)), tag = "timelines", responses((status = 200, body = Summary)))]
+pub async fn deal_sentiment(
+    State(s): State<AppState>,
+    u: CurrentUser,
+    IdPath(id): IdPath,
+) -> Result<Json<Summary>, ApiError> {
+    deals::get(&s.db, id).await?;
+    Ok(Json(
+        sentiment::summary(&s.db, Record::Deal(id), u.0.id).await?,
+    ))
 }

@@ -84,6 +84,8 @@ pub fn router(state: AppState) -> Router {
             get(crm::contact_activities),
         )
         .route("/api/contacts/{id}/emails", get(crm::contact_emails))
+        .route("/api/contacts/{id}/sentiment", get(crm::contact_sentiment))
+        .route("/api/deals/{id}/sentiment", get(crm::deal_sentiment))
         .route("/api/deals", get(crm::list_deals).post(crm::create_deal))
         .route("/api/deals/import", post(crm::import_deals))
         .route(

@@ -37,6 +37,8 @@ use crate::{accounts, auth, automations, crm, error, oauth, plugins};
         crm::contact_activities,
         crm::deal_emails,
         crm::deal_activities,
+        crm::contact_sentiment,
+        crm::deal_sentiment,
         accounts::list,
         accounts::connect,
         accounts::get,

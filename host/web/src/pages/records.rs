@@ -10,6 +10,7 @@ use axum::response::Response;
 use mailroom_crm::Id;
 use mailroom_crm::contacts::{self, Contact};
 use mailroom_crm::deals::{self, Deal};
+use mailroom_crm::sentiment;
 use mailroom_crm::timeline::{self, Email, Record};
 use serde::Deserialize;
 
@@ -171,6 +172,32 @@ fn threads(emails: Vec<Email>) -> Vec<Thread> {
     out.into_iter().map(|(_, t)| t).collect()
 }
 
+/// A record's sentiment as one line, when any of its mail the viewer may
+/// see has been scored: `Positive (+0.62), improving (+0.30)`.
+async fn sentiment_fact(
+    s: &AppState,
+    viewer: &Viewer,
+    record: Record,
+) -> Result<Option<(String, String)>, PageError> {
+    let summary = sentiment::summary(&s.db, record, viewer.user.id).await?;
+    let (Some(current), Some(label)) = (summary.current, summary.label) else {
+        return Ok(None);
+    };
+    let mut text = format!(
+        "{}{} ({current:+.2})",
+        label[..1].to_uppercase(),
+        &label[1..]
+    );
+    if let (Some(trend), Some(change)) = (summary.trend, summary.change) {
+        text.push_str(&format!(", {trend} ({change:+.2})"));
+    }
+    text.push_str(&format!(
+        " over the last {} scored emails",
+        summary.recent.len().min(5)
+    ));
+    Ok(Some(("Sentiment".into(), text)))
+}
+
 /// The chosen tab's content for `record`, as `viewer` may see it.
 async fn tab(
     s: &AppState,
@@ -229,7 +256,10 @@ pub(crate) async fn contact(
             kind: "Contact",
             path: format!("/contacts/{id}"),
             title: c.name.clone(),
-            facts: vec![("Email addresses".into(), c.emails.join(", "))],
+            facts: [("Email addresses".to_string(), c.emails.join(", "))]
+                .into_iter()
+                .chain(sentiment_fact(&s, &viewer, Record::Contact(id)).await?)
+                .collect(),
             links: vec![],
             emails_tab,
             activities,
@@ -273,10 +303,13 @@ pub(crate) async fn deal(
             kind: "Deal",
             path: format!("/deals/{id}"),
             title: row.deal.title.clone(),
-            facts: vec![
-                ("Value".into(), row.value.clone()),
-                ("Status".into(), row.status.clone()),
-            ],
+            facts: [
+                ("Value".to_string(), row.value.clone()),
+                ("Status".to_string(), row.status.clone()),
+            ]
+            .into_iter()
+            .chain(sentiment_fact(&s, &viewer, Record::Deal(id)).await?)
+            .collect(),
             links,
             emails_tab,
             activities,
