@@ -122,7 +122,8 @@ async fn mail_from_contacts_on_open_deals_is_scored_only_while_allowed() {
     ));
     dovecot.seed(OWNER, "INBOX", &seeded);
 
-    let site = Site::new(Kind::Sqlite).await;
+    // On PostgreSQL (the automation test covers SQLite).
+    let site = Site::new(Kind::Postgres).await;
     site.install("imap");
     let (_, token) = site.user(OWNER, "admin", true);
     let analyzer = plugin("lexicon-sentiment");
