@@ -118,16 +118,9 @@ async fn a_personalized_email_goes_out_once_from_the_deal_owners_preferred_accou
     );
 
     // The owner (on the Professional plan) marks the IMAP account as preferred.
-    let (code, a) = crm
-        .api
-        .call(
-            "PATCH",
-            &format!("/api/accounts/{account}"),
-            &crm.token,
-            Some(json!({"preferred": true})),
-        )
+    let a = crm
+        .change_account(account, json!({"preferred": true}))
         .await;
-    assert_eq!(code, 200, "{a}");
     assert_eq!(a["preferred"], true);
 
     // Sent from the owner's preferred account, the tags filled in.

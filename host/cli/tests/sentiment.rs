@@ -170,16 +170,10 @@ async fn mail_from_contacts_on_open_deals_is_scored_only_while_allowed() {
     );
 
     // Allowed: Ann's stored mail is scored in the background.
-    let (code, a) = crm
-        .api
-        .call(
-            "PATCH",
-            &format!("/api/accounts/{account}"),
-            &crm.token,
-            Some(json!({"sentiment": true})),
-        )
+    let a = crm
+        .change_account(account, json!({"sentiment": true}))
         .await;
-    assert_eq!(code, 200, "{a}");
+    assert_eq!(a["sentiment"], true);
     let s = wait_scored(&crm, &deal_path, 10).await;
     let recent = s["recent"].as_array().unwrap();
     assert_eq!(
@@ -231,16 +225,8 @@ async fn mail_from_contacts_on_open_deals_is_scored_only_while_allowed() {
     );
 
     // Turned off: the scores are no longer shown, at once.
-    let (code, _) = crm
-        .api
-        .call(
-            "PATCH",
-            &format!("/api/accounts/{account}"),
-            &crm.token,
-            Some(json!({"sentiment": false})),
-        )
+    crm.change_account(account, json!({"sentiment": false}))
         .await;
-    assert_eq!(code, 200);
     let s = summary(&crm, &deal_path).await;
     assert!(
         s["current"].is_null() && s["recent"].as_array().unwrap().is_empty(),

@@ -361,6 +361,21 @@ impl Crm {
         }
     }
 
+    /// `PATCH /api/accounts/{id}` with `change`, which must be accepted; the account.
+    pub async fn change_account(&self, id: i64, change: Value) -> Value {
+        let (code, a) = self
+            .api
+            .call(
+                "PATCH",
+                &format!("/api/accounts/{id}"),
+                &self.token,
+                Some(change),
+            )
+            .await;
+        assert_eq!(code, 200, "{a}");
+        a
+    }
+
     pub async fn account(&self, id: i64) -> Value {
         let (code, a) = self
             .api
