@@ -91,8 +91,8 @@ async fn load_analyzer(
         Some(path) => path.to_path_buf(),
         None if default.is_file() => default,
         None => {
-            eprintln!(
-                "mailroom: no sentiment analyser ({} or MAILROOM_ANALYZER): mail is not scored",
+            tracing::info!(
+                "no sentiment analyser ({} or MAILROOM_ANALYZER): mail is not scored",
                 default.display()
             );
             return Ok(None);
@@ -105,12 +105,12 @@ async fn load_analyzer(
         .await
         .with_context(|| format!("MAILROOM_ANALYZER {}", path.display()))?;
     let info = analyzer.info();
-    eprintln!(
-        "mailroom: sentiment analyser {} {} ({}; {})",
-        info.name,
-        info.version,
-        info.languages.join(", "),
-        info.digest
+    tracing::info!(
+        analyzer = %info.name,
+        version = %info.version,
+        languages = %info.languages.join(", "),
+        digest = %info.digest,
+        "sentiment analyser loaded"
     );
     Ok(Some(analyzer))
 }
