@@ -166,7 +166,7 @@ impl Outbound {
         }
         let hash = request_hash(req);
         if let Some(done) = self.by_key(key).await? {
-            return repeated(done, &hash);
+            return repeated(done, &hash, caller);
         }
         let r = self.resolve(caller, req).await?;
         let draft = Draft {
@@ -207,7 +207,7 @@ impl Outbound {
                 .by_key(key)
                 .await?
                 .ok_or_else(|| invalid("idempotency_key", "was used by a request that is gone"))?;
-            return repeated(done, &hash);
+            return repeated(done, &hash, caller);
         }
         self.attempt(id).await
     }
@@ -335,14 +335,20 @@ impl Outbound {
         Ok((account, Some(display_name(caller))))
     }
 
-    async fn by_key(&self, key: &str) -> Result<Option<(AutomatedEmail, String)>, OutboundError> {
+    async fn by_key(&self, key: &str) -> Result<Option<Recorded>, OutboundError> {
         let row = sqlx::query(&format!("{SELECT} WHERE s.idempotency_key = $1"))
             .bind(key)
             .fetch_optional(self.db.pool())
             .await
             .map_err(CrmError::from)?;
         Ok(row
-            .map(|r| Ok::<_, sqlx::Error>((from_row(&r)?, r.try_get("request_hash")?)))
+            .map(|r| {
+                Ok::<_, sqlx::Error>(Recorded {
+                    email: from_row(&r)?,
+                    request_hash: r.try_get("request_hash")?,
+                    requested_by: r.try_get("requested_by")?,
+                })
+            })
             .transpose()
             .map_err(CrmError::from)?)
     }
@@ -440,19 +446,12 @@ impl Outbound {
 
     /// One automated email by its idempotency key, for the caller who asked for it (or an admin).
     pub async fn get(&self, caller: &User, key: &str) -> Result<AutomatedEmail, OutboundError> {
-        let row = sqlx::query(&format!("{SELECT} WHERE s.idempotency_key = $1"))
-            .bind(key)
-            .fetch_optional(self.db.pool())
-            .await
-            .map_err(CrmError::from)?;
-        let Some(row) = row else {
-            return Err(OutboundError::NotFound(key.to_string()));
-        };
-        let by: Id = row.try_get("requested_by").map_err(CrmError::from)?;
-        if by != caller.id && caller.role != users::Role::Admin {
-            return Err(OutboundError::NotFound(key.to_string()));
+        match self.by_key(key).await? {
+            Some(r) if r.requested_by == caller.id || caller.role == users::Role::Admin => {
+                Ok(r.email)
+            }
+            _ => Err(OutboundError::NotFound(key.to_string())),
         }
-        Ok(from_row(&row).map_err(CrmError::from)?)
     }
 }
 
@@ -480,13 +479,22 @@ fn from_row(r: &sqlx::any::AnyRow) -> Result<AutomatedEmail, sqlx::Error> {
     })
 }
 
-/// The record a repeated key finds: the same request gets it back; another
-/// request under the same key is refused.
-fn repeated(
-    (mut done, hash): (AutomatedEmail, String),
-    asked: &str,
-) -> Result<AutomatedEmail, OutboundError> {
-    if hash != asked {
+/// An automated email as stored, with what identifies its request.
+struct Recorded {
+    email: AutomatedEmail,
+    request_hash: String,
+    requested_by: Id,
+}
+
+/// The record a repeated key finds: the same request by the same caller
+/// gets it back; any other request under the same key is refused.
+fn repeated(done: Recorded, asked: &str, caller: &User) -> Result<AutomatedEmail, OutboundError> {
+    let Recorded {
+        email: mut done,
+        request_hash: hash,
+        requested_by,
+    } = done;
+    if requested_by != caller.id || hash != asked {
         return Err(OutboundError::Conflict(
             "idempotency_key was already used for a different email: use a new key for a new email"
                 .into(),
