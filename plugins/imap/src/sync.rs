@@ -14,7 +14,7 @@ use crate::bindings::exports::mailroom::provider::provider::{
     Deletion, Message, MessageFailure, Page, Progress, Window,
 };
 use crate::bindings::mailroom::provider::types::ProviderError;
-use crate::client::{Client, provider_error};
+use crate::client::{Client, Fetched, provider_error};
 use crate::cursor::{Cursor, FolderState, message_id, parse_message_id};
 use crate::settings::Settings;
 use crate::wire::WireError;
@@ -76,6 +76,11 @@ struct Plan {
     in_flight: VecDeque<InFlight>,
     /// Deletions found while planning, for the first page.
     deletions: Vec<Deletion>,
+    /// Messages that arrived with the answer to an earlier FETCH (a server
+    /// may start answering a pipelined FETCH before it ends the one before),
+    /// by folder and UID: each goes on its own batch's page, so that a page
+    /// holds exactly what its cursor counts as done.
+    early: BTreeMap<(usize, u32), Fetched>,
 }
 
 /// One signed-in sync run.
@@ -207,6 +212,7 @@ impl Syncer {
             in_flight: VecDeque::new(),
             requested: 0,
             deletions,
+            early: BTreeMap::new(),
         })
     }
 
@@ -361,6 +367,12 @@ impl Syncer {
             .extend(batch.oversized.iter().map(|uid| too_large(&state, *uid)));
         let wanted = batch.uids();
         let mut got = HashSet::new();
+        for uid in &wanted {
+            if let Some(m) = plan.early.remove(&(batch.folder, *uid)) {
+                got.insert(*uid);
+                page.messages.push(message(&state, m));
+            }
+        }
         if !tag.is_empty() {
             let result = self.client.read_fetch(tag).map_err(err)?;
             let incomplete = result.incomplete();
@@ -372,8 +384,12 @@ impl Syncer {
                 self.recall(plan, true)?;
             }
             for m in result.messages {
-                got.insert(m.uid);
-                page.messages.push(message(&state, m));
+                if !wanted.contains(&m.uid) {
+                    // The answer to a later batch, streamed early: its page takes it.
+                    plan.early.insert((batch.folder, m.uid), m);
+                } else if got.insert(m.uid) {
+                    page.messages.push(message(&state, m));
+                }
             }
             if incomplete {
                 // Ask for each missing one alone, to tell the broken from the rest.
@@ -550,7 +566,7 @@ fn too_large(state: &FolderState, uid: u32) -> MessageFailure {
     }
 }
 
-fn message(state: &FolderState, m: crate::client::Fetched) -> Message {
+fn message(state: &FolderState, m: Fetched) -> Message {
     Message {
         id: message_id(&state.name, state.validity, m.uid),
         thread_id: None,
