@@ -34,28 +34,73 @@ pub enum PluginCommand {
     Run {
         /// An installed plugin's name, or a component file.
         plugin: String,
-        /// The account's address.
-        #[arg(long, default_value = "me@example.com")]
-        address: String,
-        /// An account setting, NAME=VALUE (repeatable).
-        #[arg(long = "set", value_name = "NAME=VALUE")]
-        settings: Vec<String>,
-        /// A secret field taken from an environment variable, NAME=ENV_VAR (repeatable).
-        #[arg(long = "secret-env", value_name = "NAME=ENV_VAR")]
-        secrets: Vec<String>,
-        /// Grant a non-public network (e.g. 127.0.0.0/8) (repeatable).
-        #[arg(long = "grant-private", value_name = "CIDR")]
-        private: Vec<ipnet::IpNet>,
-        /// Allow secrets over unencrypted connections.
-        #[arg(long)]
-        plaintext_credentials: bool,
-        /// Serve a declared HTTP origin from another base URL, ORIGIN=BASE_URL (repeatable).
-        #[arg(long = "base-url", value_name = "ORIGIN=BASE_URL")]
-        base_urls: Vec<mailroom_policy::Origin>,
-        /// How far back to sync, in days.
-        #[arg(long, default_value_t = 365)]
-        days: i64,
+        #[command(flatten)]
+        account: TryAccount,
     },
+    /// Drive a plugin (installed, or a file) with one account through the
+    /// contract's obligations and print a report; exit 1 if any failed.
+    Test {
+        /// An installed plugin's name, or a component file.
+        plugin: String,
+        #[command(flatten)]
+        account: TryAccount,
+    },
+}
+
+/// One account to try a plugin with, and what the operator grants it.
+#[derive(clap::Args)]
+pub struct TryAccount {
+    /// The account's address.
+    #[arg(long, default_value = "me@example.com")]
+    address: String,
+    /// An account setting, NAME=VALUE (repeatable).
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    settings: Vec<String>,
+    /// A secret field taken from an environment variable, NAME=ENV_VAR (repeatable).
+    #[arg(long = "secret-env", value_name = "NAME=ENV_VAR")]
+    secrets: Vec<String>,
+    /// Grant a non-public network (e.g. 127.0.0.0/8) (repeatable).
+    #[arg(long = "grant-private", value_name = "CIDR")]
+    private: Vec<ipnet::IpNet>,
+    /// Allow secrets over unencrypted connections.
+    #[arg(long)]
+    plaintext_credentials: bool,
+    /// Serve a declared HTTP origin from another base URL, ORIGIN=BASE_URL (repeatable).
+    #[arg(long = "base-url", value_name = "ORIGIN=BASE_URL")]
+    base_urls: Vec<mailroom_policy::Origin>,
+    /// How far back to sync, in days.
+    #[arg(long, default_value_t = 365)]
+    days: i64,
+}
+
+impl TryAccount {
+    fn grant(&self) -> OperatorGrant {
+        OperatorGrant {
+            endpoints: None,
+            private_networks: self.private.clone(),
+            plaintext_credentials: self.plaintext_credentials,
+            origins: self.base_urls.clone(),
+        }
+    }
+
+    fn input(&self) -> anyhow::Result<AccountInput> {
+        Ok(AccountInput {
+            id: "cli".into(),
+            address: self.address.clone(),
+            settings: pairs(&self.settings, "--set")?,
+            secrets: secrets_from_env(&self.secrets)?,
+        })
+    }
+
+    fn window(&self) -> anyhow::Result<Window> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)?;
+        Ok(Window {
+            since: now - self.days * 86_400,
+            skip: vec![],
+        })
+    }
 }
 
 pub async fn run(home: &Home, command: PluginCommand) -> anyhow::Result<ExitCode> {
@@ -63,30 +108,40 @@ pub async fn run(home: &Home, command: PluginCommand) -> anyhow::Result<ExitCode
         PluginCommand::Check { file, json } => check(home, &file, json).await,
         PluginCommand::Install { file } => install(home, &file).await,
         PluginCommand::List => list(home).await,
-        PluginCommand::Run {
-            plugin,
-            address,
-            settings,
-            secrets,
-            private,
-            plaintext_credentials,
-            base_urls,
-            days,
-        } => {
-            let grant = OperatorGrant {
-                endpoints: None,
-                private_networks: private,
-                plaintext_credentials,
-                origins: base_urls,
-            };
-            let account = AccountInput {
-                id: "cli".into(),
-                address,
-                settings: pairs(&settings, "--set")?,
-                secrets: secrets_from_env(&secrets)?,
-            };
-            try_sync(home, &plugin, &account, &grant, days).await
+        PluginCommand::Run { plugin, account } => try_sync(home, &plugin, &account).await,
+        PluginCommand::Test { plugin, account } => {
+            let registry = home.registry().await?;
+            let plugin = named_or_file(&registry, &plugin).await?;
+            let report = mailroom_conformance::run(
+                registry.runtime(),
+                &plugin,
+                &account.input()?,
+                &account.grant(),
+                account.window()?,
+            )
+            .await;
+            print!("{}", report.render());
+            Ok(if report.passed() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
+    }
+}
+
+/// An installed plugin by name, or a component file loaded (not installed).
+async fn named_or_file(
+    registry: &mailroom_runtime::Registry,
+    name: &str,
+) -> anyhow::Result<std::sync::Arc<Plugin>> {
+    if Path::new(name).is_file() {
+        let bytes = std::fs::read(name).with_context(|| format!("reading {name}"))?;
+        return Ok(registry.runtime().load(&bytes).await?);
+    }
+    match registry.get(name) {
+        Some(p) => Ok(p),
+        None => bail!("no plugin named `{name}` is installed (see `mailroom plugin list`)"),
     }
 }
 
@@ -158,34 +213,16 @@ async fn list(home: &Home) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn try_sync(
-    home: &Home,
-    name: &str,
-    account: &AccountInput,
-    grant: &OperatorGrant,
-    days: i64,
-) -> anyhow::Result<ExitCode> {
+async fn try_sync(home: &Home, name: &str, args: &TryAccount) -> anyhow::Result<ExitCode> {
     let registry = home.registry().await?;
-    let plugin: std::sync::Arc<Plugin> = if Path::new(name).is_file() {
-        let bytes = std::fs::read(name).with_context(|| format!("reading {name}"))?;
-        registry.runtime().load(&bytes).await?
-    } else {
-        match registry.get(name) {
-            Some(p) => p,
-            None => bail!("no plugin named `{name}` is installed (see `mailroom plugin list`)"),
-        }
-    };
+    let plugin = named_or_file(&registry, name).await?;
     let runtime = registry.runtime();
-    let mut run = runtime.start(&plugin, account, grant).await?;
+    let mut run = runtime
+        .start(&plugin, &args.input()?, &args.grant())
+        .await?;
     run.verify().await?;
     run.open().await?;
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)?;
-    let window = Window {
-        since: now - days * 86_400,
-        skip: vec![],
-    };
+    let window = args.window()?;
     let mut cursor: Option<String> = None;
     let (mut pages, mut messages, mut bytes, mut failed) = (0usize, 0usize, 0usize, 0usize);
     loop {

@@ -1,0 +1,147 @@
+//! `mailroom plugin test`: the conformance suite passes the IMAP plugin on a
+//! real Dovecot, and catches plugins that break the contract's obligations.
+
+mod common;
+
+use std::process::Command;
+
+use common::{KEY, letter, now};
+use mailroom_test_support::dovecot::Dovecot;
+use mailroom_test_support::plugin;
+
+const MAILBOX: &str = "ann@corp.test";
+const PASSWORD: &str = "Imap-Passw0rd-Conformance-4417";
+
+/// `mailroom plugin test` with `args`; its exit code and report.
+fn suite(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    let home = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_mailroom"))
+        .args(["plugin", "test"])
+        .args(args)
+        .env("MAILROOM_HOME", home.path())
+        .env("MAILROOM_SECRET_KEY", KEY)
+        .envs(env.iter().copied())
+        .output()
+        .expect("mailroom runs");
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// The outcome word (`ok`, `FAIL`, `skip`) the report gives an obligation.
+fn outcome<'a>(report: &'a str, obligation: &str) -> &'a str {
+    report
+        .lines()
+        .find(|l| l.split_whitespace().nth(1) == Some(obligation))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no `{obligation}` in:\n{report}"))
+}
+
+#[test]
+fn the_imap_plugin_meets_every_obligation_on_dovecot() {
+    let dovecot = Dovecot::start();
+    dovecot.add_user(MAILBOX, PASSWORD);
+    let t = now();
+    let mail: Vec<(Vec<u8>, i64)> = (0..130)
+        .map(|i| {
+            let at = t - 3600 - i * 7200;
+            (letter("bob@x.test", MAILBOX, &format!("Note {i}"), at), at)
+        })
+        .collect();
+    dovecot.seed(MAILBOX, "INBOX", &mail);
+    let port = dovecot.imaps_port.to_string();
+    let (code, report) = suite(
+        &[
+            plugin("imap").to_str().unwrap(),
+            "--address",
+            MAILBOX,
+            "--set",
+            "imap_host=localhost",
+            "--set",
+            &format!("imap_port={port}"),
+            "--set",
+            "batch_size=25",
+            "--secret-env",
+            "password=IMAP_PASSWORD",
+            "--grant-private",
+            "127.0.0.0/8",
+        ],
+        &[
+            ("IMAP_PASSWORD", PASSWORD),
+            ("MAILROOM_EXTRA_CA", dovecot.ca.ca_file().to_str().unwrap()),
+        ],
+    );
+    assert_eq!(code, 0, "{report}");
+    for obligation in [
+        "info",
+        "verify",
+        "verify-wrong-secret",
+        "backfill",
+        "paging-idempotent",
+        "resume",
+        "incremental",
+        "errors-typed",
+        "declared-endpoints-only",
+        "limits",
+    ] {
+        assert_eq!(
+            outcome(&report, obligation),
+            "ok",
+            "{obligation}:\n{report}"
+        );
+    }
+    assert!(report.contains("130 messages in 6 pages"), "{report}");
+    assert!(report.ends_with("passed\n"), "{report}");
+}
+
+#[test]
+fn plugins_that_break_the_contract_fail_it_with_the_reason() {
+    let hostile = plugin("hostile");
+    let (code, report) = suite(
+        &[hostile.to_str().unwrap(), "--set", "attack=undeclared"],
+        &[],
+    );
+    assert_eq!(code, 1, "{report}");
+    assert_eq!(
+        outcome(&report, "info"),
+        "FAIL",
+        "fields without help: {report}"
+    );
+    assert_eq!(
+        outcome(&report, "declared-endpoints-only"),
+        "FAIL",
+        "{report}"
+    );
+    assert!(report.contains("undeclared.example.com"), "{report}");
+
+    let (code, report) = suite(&[hostile.to_str().unwrap(), "--set", "attack=panic"], &[]);
+    assert_eq!(code, 1, "{report}");
+    assert_eq!(
+        outcome(&report, "errors-typed"),
+        "FAIL",
+        "a panic is no typed error: {report}"
+    );
+
+    // The scripted test plugin takes any password: the suite says so.
+    let (code, report) = suite(
+        &[
+            plugin("scripted").to_str().unwrap(),
+            "--set",
+            "messages=60",
+            "--set",
+            "page_size=20",
+            "--secret-env",
+            "password=PW",
+        ],
+        &[("PW", "right")],
+    );
+    assert_eq!(code, 1, "{report}");
+    assert_eq!(outcome(&report, "verify-wrong-secret"), "FAIL", "{report}");
+    assert!(report.contains("a wrong secret was accepted"), "{report}");
+    assert_eq!(outcome(&report, "resume"), "ok", "{report}");
+}
