@@ -1,5 +1,6 @@
 //! `mailroom plugin test`: the conformance suite passes the IMAP plugin on a
-//! real Dovecot, and catches plugins that break the contract's obligations.
+//! real Dovecot and the Gmail and Exchange plugins on their emulators, and
+//! catches plugins that break the contract's obligations.
 
 mod common;
 
@@ -33,6 +34,50 @@ fn suite(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
     )
 }
 
+/// Every obligation of the report is met.
+fn all_met(code: i32, report: &str) {
+    assert_eq!(code, 0, "{report}");
+    for obligation in OBLIGATIONS {
+        assert_eq!(outcome(report, obligation), "ok", "{obligation}:\n{report}");
+    }
+    assert!(report.ends_with("passed\n"), "{report}");
+}
+
+const OBLIGATIONS: [&str; 10] = [
+    "info",
+    "verify",
+    "verify-wrong-secret",
+    "backfill",
+    "paging-idempotent",
+    "resume",
+    "incremental",
+    "errors-typed",
+    "declared-endpoints-only",
+    "limits",
+];
+
+/// `suite` off the test's runtime (its emulator must keep answering).
+async fn suite_beside(args: Vec<String>, env: Vec<(String, String)>) -> (i32, String) {
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        suite(&args, &env)
+    })
+    .await
+    .unwrap()
+}
+
+/// Messages from `bob@x.test` to `to`, one every two hours back from an hour ago.
+fn notes(to: &str, n: i64) -> Vec<(Vec<u8>, i64)> {
+    let t = now();
+    (0..n)
+        .map(|i| {
+            let at = t - 3600 - i * 7200;
+            (letter("bob@x.test", to, &format!("Note {i}"), at), at)
+        })
+        .collect()
+}
+
 /// The outcome word (`ok`, `FAIL`, `skip`) the report gives an obligation.
 fn outcome<'a>(report: &'a str, obligation: &str) -> &'a str {
     report
@@ -46,14 +91,7 @@ fn outcome<'a>(report: &'a str, obligation: &str) -> &'a str {
 fn the_imap_plugin_meets_every_obligation_on_dovecot() {
     let dovecot = Dovecot::start();
     dovecot.add_user(MAILBOX, PASSWORD);
-    let t = now();
-    let mail: Vec<(Vec<u8>, i64)> = (0..130)
-        .map(|i| {
-            let at = t - 3600 - i * 7200;
-            (letter("bob@x.test", MAILBOX, &format!("Note {i}"), at), at)
-        })
-        .collect();
-    dovecot.seed(MAILBOX, "INBOX", &mail);
+    dovecot.seed(MAILBOX, "INBOX", &notes(MAILBOX, 130));
     let port = dovecot.imaps_port.to_string();
     let (code, report) = suite(
         &[
@@ -76,27 +114,63 @@ fn the_imap_plugin_meets_every_obligation_on_dovecot() {
             ("MAILROOM_EXTRA_CA", dovecot.ca.ca_file().to_str().unwrap()),
         ],
     );
-    assert_eq!(code, 0, "{report}");
-    for obligation in [
-        "info",
-        "verify",
-        "verify-wrong-secret",
-        "backfill",
-        "paging-idempotent",
-        "resume",
-        "incremental",
-        "errors-typed",
-        "declared-endpoints-only",
-        "limits",
-    ] {
-        assert_eq!(
-            outcome(&report, obligation),
-            "ok",
-            "{obligation}:\n{report}"
-        );
-    }
+    all_met(code, &report);
     assert!(report.contains("130 messages in 6 pages"), "{report}");
-    assert!(report.ends_with("passed\n"), "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gmail_plugin_meets_every_obligation_on_the_emulator() {
+    let gmail = gmail_emulator::Emulator::start().await.expect("emulator");
+    let ann = "ann@gmail.test";
+    gmail.add_user(ann);
+    for (raw, at) in notes(ann, 130) {
+        gmail.deliver(ann, &raw, &["INBOX"], at);
+    }
+    let args = [
+        plugin("gmail").display().to_string(),
+        "--address".into(),
+        ann.into(),
+        "--set".into(),
+        "quota_units_per_second=100000".into(),
+        "--secret-env".into(),
+        "access_token=GMAIL_TOKEN".into(),
+        "--grant-private".into(),
+        "127.0.0.0/8".into(),
+        "--base-url".into(),
+        format!("https://gmail.googleapis.com={}", gmail.url()),
+    ];
+    let env = vec![("GMAIL_TOKEN".to_string(), gmail.access_token(ann))];
+    let (code, report) = suite_beside(args.to_vec(), env).await;
+    all_met(code, &report);
+    assert!(report.contains("130 messages in"), "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_exchange_plugin_meets_every_obligation_on_the_emulator() {
+    let ews = ews_emulator::Emulator::start().await.expect("emulator");
+    let carol = "carol@contoso.test";
+    ews.add_user(carol, PASSWORD, None);
+    for (raw, at) in notes(carol, 130) {
+        ews.deliver(carol, "inbox", &raw, at);
+    }
+    let origins = ["autodiscover.contoso.test", "contoso.test"]
+        .map(|host| format!("https://{host}={}", ews.url()));
+    let mut args = vec![
+        plugin("exchange").display().to_string(),
+        "--address".into(),
+        carol.into(),
+        "--secret-env".into(),
+        "password=EWS_PASSWORD".into(),
+        "--grant-private".into(),
+        "127.0.0.0/8".into(),
+    ];
+    for origin in origins {
+        args.extend(["--base-url".to_string(), origin]);
+    }
+    let env = vec![("EWS_PASSWORD".to_string(), PASSWORD.to_string())];
+    let (code, report) = suite_beside(args, env).await;
+    all_met(code, &report);
+    assert!(report.contains("130 messages in"), "{report}");
 }
 
 #[test]
