@@ -215,6 +215,11 @@ async function sync() {
   await page.getByLabel(/Plugin file/).setInputFiles(env("UPGRADE_PLUGIN"));
   await page.getByRole("button", { name: "Install" }).click();
   assert.match(await page.getByRole("status").textContent(), /Upgraded scripted from 1\.0\.0 to 1\.1\.0/);
+  await page.getByRole("button", { name: "Roll back scripted to the version before" }).click();
+  assert.match(await page.getByRole("status").textContent(), /Rolled scripted back from 1\.1\.0 to 1\.0\.0/);
+  const changes = await page.getByRole("region", { name: "Changes" }).textContent();
+  assert.match(changes, /rollback\s*scripted/);
+  assert.match(changes, /upgrade\s*scripted/);
   await everyControlIsNamed(page, "Plugins");
   await shot(page, "12-plugins");
 

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
+use mailroom_lifecycle::Lifecycle;
 use mailroom_net::TlsConfig;
 use mailroom_runtime::{Registry, Runtime, RuntimeConfig};
 use mailroom_store::Db;
@@ -87,26 +88,22 @@ impl Home {
         })?)
     }
 
-    /// A registry holding every installed plugin. A file that no longer loads
-    /// is reported and skipped; the others are served.
-    pub async fn registry(&self) -> anyhow::Result<Registry> {
-        let registry = Registry::new(self.runtime()?);
-        let dir = self.plugins_dir();
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            return Ok(registry);
-        };
-        let mut files: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
-            .collect();
-        files.sort();
-        for path in files {
-            let bytes =
-                std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-            if let Err(e) = registry.install(bytes).await {
-                eprintln!("mailroom: skipping {}: {e}", path.display());
+    /// The installed plugins' lifecycle, with a registry holding every
+    /// plugin of the plugins directory. A file that does not load is
+    /// reported and skipped; the others are served.
+    pub async fn lifecycle(&self) -> anyhow::Result<Arc<Lifecycle>> {
+        let registry = Arc::new(Registry::new(self.runtime()?));
+        let lifecycle = Lifecycle::new(self.plugins_dir(), registry, self.db().await?);
+        for line in lifecycle.converge().await {
+            if line.starts_with("skipping") {
+                eprintln!("mailroom: {line}");
             }
         }
-        Ok(registry)
+        Ok(Arc::new(lifecycle))
+    }
+
+    /// A registry holding every installed plugin (see [`Home::lifecycle`]).
+    pub async fn registry(&self) -> anyhow::Result<Arc<Registry>> {
+        Ok(self.lifecycle().await?.registry().clone())
     }
 }

@@ -11,6 +11,8 @@ use mailroom_runtime::{
     AccountInput, OperatorGrant, Plugin, PluginDescription, Secret, Secrets, Window,
 };
 
+use mailroom_lifecycle::LifecycleError;
+
 use crate::home::Home;
 
 #[derive(Subcommand)]
@@ -30,6 +32,21 @@ pub enum PluginCommand {
     },
     /// List the installed plugins.
     List,
+    /// Go back to the version the installed one replaced (a running server picks it up).
+    Rollback {
+        /// The plugin's name.
+        name: String,
+    },
+    /// Remove an installed plugin no account uses (its versions stay kept).
+    Remove {
+        /// The plugin's name.
+        name: String,
+    },
+    /// Every change to the installed plugins, newest first: who, when, from which digest to which.
+    History {
+        /// Only this plugin's.
+        name: Option<String>,
+    },
     /// Sync one account once with an installed plugin (or a file) and print what came back.
     Run {
         /// An installed plugin's name, or a component file.
@@ -108,6 +125,9 @@ pub async fn run(home: &Home, command: PluginCommand) -> anyhow::Result<ExitCode
         PluginCommand::Check { file, json } => check(home, &file, json).await,
         PluginCommand::Install { file } => install(home, &file).await,
         PluginCommand::List => list(home).await,
+        PluginCommand::Rollback { name } => change(home, &name, true).await,
+        PluginCommand::Remove { name } => change(home, &name, false).await,
+        PluginCommand::History { name } => history(home, name.as_deref()).await,
         PluginCommand::Run { plugin, account } => try_sync(home, &plugin, &account).await,
         PluginCommand::Test { plugin, account } => {
             let registry = home.registry().await?;
@@ -175,22 +195,68 @@ async fn check(home: &Home, file: &Path, json: bool) -> anyhow::Result<ExitCode>
 
 async fn install(home: &Home, file: &Path) -> anyhow::Result<ExitCode> {
     let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-    let plugin = match home.runtime()?.load(&bytes).await {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("mailroom: {}: {e}", file.display());
-            return Ok(ExitCode::from(2));
+    let lifecycle = home.lifecycle().await?;
+    match lifecycle.install(&bytes, "cli").await {
+        Ok(c) => {
+            println!(
+                "installed {} {} ({})",
+                c.plugin,
+                c.to_version.unwrap_or_default(),
+                c.to_digest.unwrap_or_default()
+            );
+            Ok(ExitCode::SUCCESS)
         }
+        Err(e @ LifecycleError::Load(_)) => {
+            eprintln!("mailroom: {}: {e}", file.display());
+            Ok(ExitCode::from(2))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `rollback` or `remove`: print what changed, or why nothing did (exit 2).
+async fn change(home: &Home, name: &str, rollback: bool) -> anyhow::Result<ExitCode> {
+    let lifecycle = home.lifecycle().await?;
+    let done = if rollback {
+        lifecycle.rollback(name, "cli").await
+    } else {
+        lifecycle.remove(name, "cli").await
     };
-    let dir = home.plugins_dir();
-    mailroom_runtime::keep_plugin_file(&dir, plugin.name(), &bytes)
-        .with_context(|| format!("writing {}.wasm in {}", plugin.name(), dir.display()))?;
-    println!(
-        "installed {} {} ({})",
-        plugin.name(),
-        plugin.version(),
-        plugin.description().digest
-    );
+    match done {
+        Ok(c) => {
+            println!(
+                "{} {}: {} -> {}",
+                c.action,
+                c.plugin,
+                c.from_version.unwrap_or_else(|| "none".into()),
+                c.to_version.unwrap_or_else(|| "none".into())
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("mailroom: {e}");
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+async fn history(home: &Home, name: Option<&str>) -> anyhow::Result<ExitCode> {
+    let lifecycle = home.lifecycle().await?;
+    for c in lifecycle.history(name).await? {
+        println!(
+            "{}  {:<8} {:<16} {:<20} {} -> {}  by {}",
+            c.at,
+            c.action,
+            c.plugin,
+            c.to_digest
+                .as_deref()
+                .or(c.from_digest.as_deref())
+                .map_or("", |d| &d[..d.len().min(19)]),
+            c.from_version.as_deref().unwrap_or("none"),
+            c.to_version.as_deref().unwrap_or("none"),
+            c.actor
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

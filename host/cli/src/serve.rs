@@ -27,7 +27,8 @@ pub async fn run(
     let bound = listener.local_addr()?;
     let db = home.db().await?;
     let vault = home.vault()?;
-    let registry = Arc::new(home.registry().await?);
+    let lifecycle = home.lifecycle().await?;
+    let registry = lifecycle.registry().clone();
     let config = engine_args.config(home, &bound.to_string())?;
     let grant = config.grant.clone();
     let retry_base = config.backoff_base;
@@ -63,8 +64,10 @@ pub async fn run(
         grant,
         oauth,
         outbound,
-        plugins_dir: Some(home.plugins_dir()),
+        lifecycle: lifecycle.clone(),
     });
+    // Plugins changed by another process (`mailroom plugin install`) take effect too.
+    let watching = tokio::spawn(lifecycle.watch(Duration::from_secs(2)));
     eprintln!("mailroom: serving on http://{bound}");
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
@@ -73,6 +76,7 @@ pub async fn run(
         .await?;
     sync.abort();
     retries.abort();
+    watching.abort();
     if let Some(scoring) = scoring {
         scoring.abort();
     }

@@ -189,7 +189,7 @@ impl EngineArgs {
 pub async fn run(home: &Home, args: &EngineArgs) -> anyhow::Result<()> {
     let db = home.db().await?;
     let vault = home.vault()?;
-    let registry = Arc::new(home.registry().await?);
+    let registry = home.registry().await?;
     let engine = Engine::new(
         db.clone(),
         vault,

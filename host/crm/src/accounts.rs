@@ -293,6 +293,15 @@ pub async fn disconnect(db: &Db, vault: &Vault, owner: &User, id: Id) -> Result<
     Ok(())
 }
 
+/// How many connected accounts use the plugin `provider`.
+pub async fn count_by_provider(db: &Db, provider: &str) -> Result<i64, CrmError> {
+    let row = sqlx::query("SELECT COUNT(*) AS n FROM accounts WHERE provider = $1")
+        .bind(provider)
+        .fetch_one(db.pool())
+        .await?;
+    Ok(row.try_get("n")?)
+}
+
 /// The account `owner` marked as preferred for automated email, if any.
 pub async fn preferred(db: &Db, vault: &Vault, owner: Id) -> Result<Option<Account>, CrmError> {
     let row = sqlx::query(&format!(

@@ -33,7 +33,7 @@ pub use engine::{Limits, Runtime, RuntimeConfig};
 pub use error::{CallError, LoadError};
 pub use health::{Health, HealthReport};
 pub use plugin::{Plugin, PluginDescription};
-pub use registry::{Registry, keep_plugin_file};
+pub use registry::Registry;
 pub use run::{AccountInput, Run};
 
 pub use mailroom_contract::v1::provider::{

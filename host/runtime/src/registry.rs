@@ -42,12 +42,7 @@ impl Registry {
         })
         .await
         .map_err(|e| LoadError::Engine(format!("loader task failed: {e}")))??;
-        let mut plugins = self
-            .plugins
-            .write()
-            .map_err(|_| LoadError::Engine("registry lock poisoned".into()))?;
-        let previous = plugins.insert(plugin.name().to_string(), plugin.clone());
-        drop(plugins);
+        let previous = self.put(plugin.clone())?;
         tracing::info!(
             plugin = %plugin.name(),
             version = %plugin.version(),
@@ -56,6 +51,25 @@ impl Registry {
             "plugin installed"
         );
         Ok((plugin, previous))
+    }
+
+    /// Make a loaded plugin the current version of its name, in one step;
+    /// the version it replaced.
+    pub fn put(&self, plugin: Arc<Plugin>) -> Result<Option<Arc<Plugin>>, LoadError> {
+        let mut plugins = self
+            .plugins
+            .write()
+            .map_err(|_| LoadError::Engine("registry lock poisoned".into()))?;
+        Ok(plugins.insert(plugin.name().to_string(), plugin))
+    }
+
+    /// Stop offering a plugin; runs under way finish on it. The version removed.
+    pub fn remove(&self, name: &str) -> Result<Option<Arc<Plugin>>, LoadError> {
+        let mut plugins = self
+            .plugins
+            .write()
+            .map_err(|_| LoadError::Engine("registry lock poisoned".into()))?;
+        Ok(plugins.remove(name))
     }
 
     /// The current version of a plugin.
@@ -70,20 +84,4 @@ impl Registry {
             .map(|p| p.values().cloned().collect())
             .unwrap_or_default()
     }
-}
-
-/// Keep a plugin's component file as `NAME.wasm` in `dir` (the operator's
-/// installed plugins, loaded again at start), replacing the file of the
-/// same name in one step: a reader sees the old file or the new, never half.
-pub fn keep_plugin_file(
-    dir: &std::path::Path,
-    name: &str,
-    bytes: &[u8],
-) -> std::io::Result<std::path::PathBuf> {
-    std::fs::create_dir_all(dir)?;
-    let target = dir.join(format!("{name}.wasm"));
-    let tmp = dir.join(format!(".{name}.wasm.tmp"));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, &target)?;
-    Ok(target)
 }

@@ -22,11 +22,11 @@ mod openapi;
 mod pages;
 mod plugins;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::{get, post};
+use mailroom_lifecycle::Lifecycle;
 use mailroom_oauth::OAuth;
 use mailroom_outbound::Outbound;
 use mailroom_runtime::{OperatorGrant, Registry};
@@ -52,9 +52,9 @@ pub struct AppState {
     pub oauth: Arc<OAuth>,
     /// Sending: one message, and automated emails.
     pub outbound: Outbound,
-    /// Where plugins installed from the Plugins page are kept, so that a
-    /// restart serves them too; `None` keeps them in memory only.
-    pub plugins_dir: Option<PathBuf>,
+    /// Installing, upgrading, rolling back and removing plugins (over the
+    /// same registry as `registry`).
+    pub lifecycle: Arc<Lifecycle>,
 }
 
 /// The whole API.
@@ -62,7 +62,18 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/api/openapi.json", get(openapi::document))
-        .route("/api/plugins", get(plugins::list))
+        .route(
+            "/api/plugins",
+            get(plugins::list)
+                .post(plugins::install)
+                .layer(axum::extract::DefaultBodyLimit::max(plugins::FILE_LIMIT)),
+        )
+        .route("/api/plugins/changes", get(plugins::changes))
+        .route(
+            "/api/plugins/{name}",
+            axum::routing::delete(plugins::remove),
+        )
+        .route("/api/plugins/{name}/rollback", post(plugins::rollback))
         .route("/api/login", post(auth::login))
         .route("/api/logout", post(auth::logout))
         .route("/api/me", get(auth::me))

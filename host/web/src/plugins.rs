@@ -1,10 +1,82 @@
-//! The installed plugins, as operators and the account form see them.
+//! The installed plugins, as operators and the account form see them, and
+//! their lifecycle (install, upgrade, roll back, remove; admins only).
 
 use axum::Json;
-use axum::extract::State;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use mailroom_lifecycle::{Change, LifecycleError};
 use mailroom_runtime::{Credential, PluginDescription};
 
 use crate::AppState;
+use crate::auth::{CurrentUser, admin};
+use crate::error::ApiError;
+
+/// The largest plugin file taken.
+pub const FILE_LIMIT: usize = 64 * 1024 * 1024;
+
+impl From<LifecycleError> for ApiError {
+    fn from(e: LifecycleError) -> Self {
+        match e {
+            e @ LifecycleError::Load(_) => ApiError::invalid("plugin", e.to_string()),
+            e @ LifecycleError::NotInstalled(_) => ApiError::not_found(e.to_string()),
+            LifecycleError::Refused(why) => ApiError::new(StatusCode::CONFLICT, why),
+            LifecycleError::Crm(e) => e.into(),
+            e @ LifecycleError::Io(_) => ApiError::internal(e),
+        }
+    }
+}
+
+/// Install a plugin (the component file as the body, any content type), or
+/// upgrade the plugin of the same name, at once (admins only).
+#[utoipa::path(post, path = "/api/plugins", tag = "plugins",
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses((status = 201, body = Change), (status = 422, body = crate::error::ErrorBody)))]
+pub async fn install(
+    State(s): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Change>), ApiError> {
+    admin(&user)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(s.lifecycle.install(&body, &user.email).await?),
+    ))
+}
+
+/// Go back to the version the current one replaced (admins only).
+#[utoipa::path(post, path = "/api/plugins/{name}/rollback", params(("name" = String, Path)), tag = "plugins",
+    responses((status = 200, body = Change), (status = 409, body = crate::error::ErrorBody)))]
+pub async fn rollback(
+    State(s): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(name): Path<String>,
+) -> Result<Json<Change>, ApiError> {
+    admin(&user)?;
+    Ok(Json(s.lifecycle.rollback(&name, &user.email).await?))
+}
+
+/// Remove a plugin no account uses (admins only).
+#[utoipa::path(delete, path = "/api/plugins/{name}", params(("name" = String, Path)), tag = "plugins",
+    responses((status = 200, body = Change), (status = 409, body = crate::error::ErrorBody)))]
+pub async fn remove(
+    State(s): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(name): Path<String>,
+) -> Result<Json<Change>, ApiError> {
+    admin(&user)?;
+    Ok(Json(s.lifecycle.remove(&name, &user.email).await?))
+}
+
+/// Every change to the installed plugins, newest first (admins only).
+#[utoipa::path(get, path = "/api/plugins/changes", tag = "plugins", responses((status = 200, body = Vec<Change>)))]
+pub async fn changes(
+    State(s): State<AppState>,
+    CurrentUser(user): CurrentUser,
+) -> Result<Json<Vec<Change>>, ApiError> {
+    admin(&user)?;
+    Ok(Json(s.lifecycle.history(None).await?))
+}
 
 /// The installed plugins: name, version, contract, digest, form fields, endpoints.
 #[utoipa::path(get, path = "/api/plugins", tag = "plugins", responses((status = 200, body = Vec<Object>)))]

@@ -30,9 +30,6 @@ use mailroom_crm::users::{Role, User};
 use crate::AppState;
 use crate::error::ApiError;
 
-/// The largest plugin file the Plugins page takes.
-const PLUGIN_FILE_LIMIT: usize = 64 * 1024 * 1024;
-
 /// The pages and their assets.
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -60,8 +57,10 @@ pub(crate) fn routes() -> Router<AppState> {
             "/plugins",
             get(plugins::page)
                 .post(plugins::install)
-                .layer(DefaultBodyLimit::max(PLUGIN_FILE_LIMIT)),
+                .layer(DefaultBodyLimit::max(crate::plugins::FILE_LIMIT)),
         )
+        .route("/plugins/{name}/rollback", post(plugins::rollback))
+        .route("/plugins/{name}/remove", post(plugins::remove))
         .route(
             "/assets/app.css",
             get(|| asset("text/css", include_str!("../../assets/app.css"))),

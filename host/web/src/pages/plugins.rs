@@ -1,15 +1,19 @@
 //! The operators' Plugins page: every installed plugin with its version,
 //! contract, digest, declared endpoints and what of them is granted, and
-//! its health since it was loaded; and installing or upgrading a plugin
-//! from a file, which takes effect at once (runs under way finish on the
-//! version they started with). Admins only.
+//! its health since it was loaded; installing or upgrading a plugin from a
+//! file, rolling one back and removing one, each taking effect at once
+//! (runs under way finish on the version they started with); and the log
+//! of every change. Admins only.
 
 use askama::Template;
-use axum::extract::{Multipart, State};
+use axum::Form;
+use axum::extract::{Multipart, Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use mailroom_lifecycle::Change;
+use serde::Deserialize;
 
-use super::{Nav, PageError, Viewer, render};
+use super::{Nav, PageError, Viewer, render, when};
 use crate::AppState;
 use crate::error::ApiError;
 
@@ -32,11 +36,42 @@ struct PluginRow {
     last_error: Option<String>,
 }
 
+/// One line of the change log.
+struct ChangeRow {
+    at: String,
+    actor: String,
+    action: String,
+    plugin: String,
+    from: String,
+    to: String,
+}
+
+fn version(v: &Option<String>, d: &Option<String>) -> String {
+    match (v, d) {
+        (Some(v), Some(d)) => format!("{v} ({})", &d[..d.len().min(19)]),
+        _ => "none".into(),
+    }
+}
+
+impl From<Change> for ChangeRow {
+    fn from(c: Change) -> Self {
+        ChangeRow {
+            at: when(c.at),
+            from: version(&c.from_version, &c.from_digest),
+            to: version(&c.to_version, &c.to_digest),
+            actor: c.actor,
+            action: c.action,
+            plugin: c.plugin,
+        }
+    }
+}
+
 #[derive(Template)]
 #[template(path = "plugins.html")]
 struct PluginsPage {
     nav: Nav,
     plugins: Vec<PluginRow>,
+    changes: Vec<ChangeRow>,
     private_networks: String,
     notice: Option<String>,
     error: Option<String>,
@@ -46,13 +81,20 @@ fn admin(viewer: &Viewer) -> Result<(), PageError> {
     crate::auth::admin(&viewer.user).map_err(PageError)
 }
 
-fn show(
+async fn show(
     s: &AppState,
     viewer: &Viewer,
     status: StatusCode,
     notice: Option<String>,
     error: Option<String>,
-) -> Response {
+) -> Result<Response, PageError> {
+    let changes = s
+        .lifecycle
+        .history(None)
+        .await?
+        .into_iter()
+        .map(ChangeRow::from)
+        .collect();
     let plugins = s
         .registry
         .list()
@@ -88,11 +130,12 @@ fn show(
         .iter()
         .map(ToString::to_string)
         .collect();
-    render(
+    Ok(render(
         status,
         &PluginsPage {
             nav: viewer.nav("plugins"),
             plugins,
+            changes,
             private_networks: if nets.is_empty() {
                 "none (public addresses only)".into()
             } else {
@@ -101,13 +144,13 @@ fn show(
             notice,
             error,
         },
-    )
+    ))
 }
 
 /// The Plugins page.
 pub(crate) async fn page(State(s): State<AppState>, viewer: Viewer) -> Result<Response, PageError> {
     admin(&viewer)?;
-    Ok(show(&s, &viewer, StatusCode::OK, None, None))
+    show(&s, &viewer, StatusCode::OK, None, None).await
 }
 
 /// What the install form sent.
@@ -144,60 +187,91 @@ pub(crate) async fn install(
     let upload = read_upload(form).await?;
     viewer.check(&upload.csrf)?;
     if upload.bytes.is_empty() {
-        return Ok(show(
+        let why = "Choose a plugin file (a .wasm component) to install.".to_string();
+        return show(
             &s,
             &viewer,
             StatusCode::UNPROCESSABLE_ENTITY,
             None,
-            Some("Choose a plugin file (a .wasm component) to install.".into()),
-        ));
+            Some(why),
+        )
+        .await;
     }
-    let (plugin, previous) = match s.registry.install(upload.bytes.clone()).await {
-        Ok(installed) => installed,
-        Err(e) => {
-            return Ok(show(
-                &s,
-                &viewer,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                None,
-                Some(format!(
-                    "Not installed: {e}. The plugins in use are unchanged."
-                )),
-            ));
+    let done = s.lifecycle.install(&upload.bytes, &viewer.user.email).await;
+    outcome(&s, &viewer, done).await
+}
+
+/// The page after a change: what changed, or why nothing did.
+async fn outcome(
+    s: &AppState,
+    viewer: &Viewer,
+    done: Result<Change, mailroom_lifecycle::LifecycleError>,
+) -> Result<Response, PageError> {
+    match done {
+        Ok(c) => {
+            let notice = match c.action.as_str() {
+                "upgrade" => format!(
+                    "Upgraded {} from {} to {}: new runs use it now.",
+                    c.plugin,
+                    c.from_version.unwrap_or_default(),
+                    c.to_version.unwrap_or_default()
+                ),
+                "rollback" => format!(
+                    "Rolled {} back from {} to {}: new runs use it now.",
+                    c.plugin,
+                    c.from_version.unwrap_or_default(),
+                    c.to_version.unwrap_or_default()
+                ),
+                "remove" => format!("Removed {}.", c.plugin),
+                _ => format!(
+                    "Installed {} {}.",
+                    c.plugin,
+                    c.to_version.unwrap_or_default()
+                ),
+            };
+            show(s, viewer, StatusCode::OK, Some(notice), None).await
         }
-    };
-    if let Some(dir) = &s.plugins_dir
-        && let Err(e) = mailroom_runtime::keep_plugin_file(dir, plugin.name(), &upload.bytes)
-    {
-        tracing::error!(plugin = %plugin.name(), error = %e, "keeping an installed plugin's file failed");
-        return Ok(show(
-            &s,
-            &viewer,
-            StatusCode::INTERNAL_SERVER_ERROR,
-            None,
-            Some(format!(
-                "{} {} is in use now, but its file could not be kept in {} ({e}): a restart would serve the previous version.",
-                plugin.name(),
-                plugin.version(),
-                dir.display()
-            )),
-        ));
+        Err(e) => {
+            let why = e.to_string();
+            let mut chars = why.chars();
+            let why = chars
+                .next()
+                .map(|c| c.to_uppercase().chain(chars).collect::<String>())
+                .unwrap_or_default();
+            let code = crate::error::ApiError::from(e).status();
+            show(s, viewer, code, None, Some(format!("{why}."))).await
+        }
     }
-    tracing::info!(
-        plugin = %plugin.name(),
-        version = %plugin.version(),
-        digest = %plugin.description().digest,
-        by = %viewer.user.email,
-        "plugin installed from the Plugins page"
-    );
-    let notice = match previous {
-        Some(old) => format!(
-            "Upgraded {} from {} to {}: new runs use it now.",
-            plugin.name(),
-            old.version(),
-            plugin.version()
-        ),
-        None => format!("Installed {} {}.", plugin.name(), plugin.version()),
-    };
-    Ok(show(&s, &viewer, StatusCode::OK, Some(notice), None))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct Confirmed {
+    #[serde(rename = "_csrf")]
+    csrf: String,
+}
+
+/// Roll a plugin back to the version its current one replaced.
+pub(crate) async fn rollback(
+    State(s): State<AppState>,
+    viewer: Viewer,
+    Path(name): Path<String>,
+    Form(f): Form<Confirmed>,
+) -> Result<Response, PageError> {
+    admin(&viewer)?;
+    viewer.check(&f.csrf)?;
+    let done = s.lifecycle.rollback(&name, &viewer.user.email).await;
+    outcome(&s, &viewer, done).await
+}
+
+/// Remove a plugin no account uses.
+pub(crate) async fn remove(
+    State(s): State<AppState>,
+    viewer: Viewer,
+    Path(name): Path<String>,
+    Form(f): Form<Confirmed>,
+) -> Result<Response, PageError> {
+    admin(&viewer)?;
+    viewer.check(&f.csrf)?;
+    let done = s.lifecycle.remove(&name, &viewer.user.email).await;
+    outcome(&s, &viewer, done).await
 }

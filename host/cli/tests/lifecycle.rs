@@ -1,0 +1,197 @@
+//! The plugins' lifecycle without a restart: upgrade, roll back and remove
+//! through the API, an install by the command line picked up by the running
+//! server, every change recorded with who and which digests; syncing goes on
+//! through all of it.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Site, now};
+use mailroom_test_support::db::Kind;
+use mailroom_test_support::{plugin, plugin_bytes};
+use serde_json::{Value, json};
+
+/// The installed version of `name`, as the running server lists it.
+async fn version(crm: &common::Crm, name: &str) -> Option<String> {
+    let (_, list) = crm.api.call("GET", "/api/plugins", &crm.token, None).await;
+    list.as_array()?
+        .iter()
+        .find(|p| p["name"] == name)
+        .map(|p| p["version"].as_str().unwrap_or_default().to_string())
+}
+
+/// POST a component file to `/api/plugins` with `token`.
+async fn upload(crm: &common::Crm, token: &str, bytes: Vec<u8>) -> (u16, Value) {
+    let res = crm
+        .api
+        .http
+        .post(format!("{}/api/plugins", crm.api.base))
+        .bearer_auth(token)
+        .header("content-type", "application/wasm")
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    let code = res.status().as_u16();
+    (code, res.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plugins_are_upgraded_rolled_back_and_removed_while_the_server_runs() {
+    let site = Site::new(Kind::Sqlite).await;
+    let (_, admin) = site.user("ops@corp.test", "admin", true);
+    let (_, member) = site.user("sam@corp.test", "member", true);
+    let server = site.serve_with(&[
+        ("MAILROOM_SYNC_INTERVAL", "1"),
+        ("MAILROOM_RETRY_SECONDS", "1"),
+    ]);
+    let crm = site.crm(&server, admin.unwrap());
+    let member = member.unwrap();
+    assert_eq!(version(&crm, "scripted").await.as_deref(), Some("1.0.0"));
+
+    // An account keeps syncing through every change below.
+    crm.contact("Ann", "ann@acme.test").await;
+    let account = crm
+        .post(
+            "/api/accounts",
+            json!({"provider": "scripted", "address": "ops@corp.test",
+                   "settings": {"messages": "30", "contacts": "ann@acme.test"}, "secrets": {"password": "pw"}}),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    crm.synced_after(account, now() - 1).await;
+
+    // Upgrade through the API (admins only; a broken file changes nothing).
+    let (code, _) = upload(&crm, &member, plugin_bytes("scripted-next")).await;
+    assert_eq!(code, 403);
+    let (code, err) = upload(&crm, &crm.token, b"not a component".to_vec()).await;
+    assert_eq!(code, 422, "{err}");
+    assert!(
+        err["error"].as_str().unwrap().contains("unchanged"),
+        "{err}"
+    );
+    let (code, up) = upload(&crm, &crm.token, plugin_bytes("scripted-next")).await;
+    assert_eq!(code, 201, "{up}");
+    assert_eq!(
+        (
+            up["action"].as_str(),
+            up["from_version"].as_str(),
+            up["to_version"].as_str()
+        ),
+        (Some("upgrade"), Some("1.0.0"), Some("1.1.0"))
+    );
+    assert_eq!(version(&crm, "scripted").await.as_deref(), Some("1.1.0"));
+
+    // Roll back: the version it replaced, by its digest.
+    let (code, back) = crm
+        .api
+        .call("POST", "/api/plugins/scripted/rollback", &crm.token, None)
+        .await;
+    assert_eq!(code, 200, "{back}");
+    assert_eq!(back["to_version"], "1.0.0");
+    assert_eq!(back["to_digest"], up["from_digest"]);
+    assert_eq!(version(&crm, "scripted").await.as_deref(), Some("1.0.0"));
+    let (code, err) = crm
+        .api
+        .call("POST", "/api/plugins/nosuch/rollback", &crm.token, None)
+        .await;
+    assert_eq!(code, 404, "{err}");
+
+    // The command line installs beside the running server; the server picks it up.
+    let out = site.run(
+        &[
+            "plugin",
+            "install",
+            plugin("scripted-next").to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while version(&crm, "scripted").await.as_deref() != Some("1.1.0") {
+        assert!(
+            Instant::now() < deadline,
+            "the server did not pick up the new version"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Removing: refused while an account uses it; a plugin nobody uses goes.
+    let (code, err) = crm
+        .api
+        .call("DELETE", "/api/plugins/scripted", &crm.token, None)
+        .await;
+    assert_eq!(code, 409, "{err}");
+    assert!(
+        err["error"]
+            .as_str()
+            .unwrap()
+            .contains("disconnect them first"),
+        "{err}"
+    );
+    let (code, _) = upload(&crm, &crm.token, plugin_bytes("other-contract")).await;
+    assert_eq!(code, 422, "another contract is refused");
+    let (code, _) = upload(&crm, &crm.token, plugin_bytes("hostile")).await;
+    assert_eq!(code, 201);
+    let (code, gone) = crm
+        .api
+        .call("DELETE", "/api/plugins/hostile", &crm.token, None)
+        .await;
+    assert_eq!(code, 200, "{gone}");
+    assert_eq!(version(&crm, "hostile").await, None);
+    assert!(!site.home.path().join("plugins/hostile.wasm").exists());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        version(&crm, "hostile").await,
+        None,
+        "a removed plugin stays removed"
+    );
+
+    // Every change, newest first, with who and which digests.
+    let (code, changes) = crm
+        .api
+        .call("GET", "/api/plugins/changes", &crm.token, None)
+        .await;
+    assert_eq!(code, 200, "{changes}");
+    let seen: Vec<(String, String, String)> = changes
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["action"].as_str().unwrap().to_string(),
+                c["plugin"].as_str().unwrap().to_string(),
+                c["actor"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let expect = [
+        ("remove", "hostile", "ops@corp.test"),
+        ("install", "hostile", "ops@corp.test"),
+        ("upgrade", "scripted", "cli"),
+        ("rollback", "scripted", "ops@corp.test"),
+        ("upgrade", "scripted", "ops@corp.test"),
+    ];
+    for (i, (action, name, actor)) in expect.iter().enumerate() {
+        assert_eq!(
+            (seen[i].0.as_str(), seen[i].1.as_str(), seen[i].2.as_str()),
+            (*action, *name, *actor),
+            "{changes}"
+        );
+    }
+    let (code, _) = crm
+        .api
+        .call("GET", "/api/plugins/changes", &member, None)
+        .await;
+    assert_eq!(code, 403);
+
+    // The account synced on through every swap.
+    let a = crm.synced_after(account, now()).await;
+    assert_eq!(a["sync"]["phase"], "active", "{a}");
+}

@@ -1,0 +1,352 @@
+//! `mailroom-lifecycle`: the installed plugins over time.
+//!
+//! The plugins directory (`$MAILROOM_HOME/plugins`) is the one truth:
+//! `NAME.wasm` is the current version of each plugin, and every version ever
+//! installed is kept as `.versions/NAME/<sha256>.wasm`, so that any can be
+//! rolled back to. [`Lifecycle`] installs (or upgrades), rolls back and
+//! removes — each checked first, written to the directory in one step,
+//! swapped into the running [`Registry`] at once, and recorded in
+//! `plugin_changes` (which this crate owns): who, when, from which version
+//! and digest to which. [`Lifecycle::converge`] brings a running host's
+//! registry to what the directory says, so that a change made by another
+//! process (`mailroom plugin install` beside `mailroom serve`) takes effect
+//! without a restart too.
+//!
+//! It decides nothing about grants and runs no plugin call but `info`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use mailroom_crm::CrmError;
+use mailroom_runtime::{LoadError, Plugin, Registry};
+use mailroom_store::sqlx::{self, Row};
+use mailroom_store::{Db, next_id, unix_now};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+
+/// Why a lifecycle operation was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LifecycleError {
+    /// The file is not a usable plugin; nothing changed.
+    #[error("not installed: {0}; the plugins in use are unchanged")]
+    Load(#[from] LoadError),
+    /// No such plugin is installed.
+    #[error("no plugin named `{0}` is installed")]
+    NotInstalled(String),
+    /// The operation cannot be done now, and why.
+    #[error("{0}")]
+    Refused(String),
+    /// The plugins directory could not be written or read.
+    #[error("the plugins directory: {0}")]
+    Io(#[from] std::io::Error),
+    /// The audit log or the accounts could not be read or written.
+    #[error(transparent)]
+    Crm(#[from] CrmError),
+}
+
+impl From<sqlx::Error> for LifecycleError {
+    fn from(e: sqlx::Error) -> Self {
+        LifecycleError::Crm(CrmError::from(e))
+    }
+}
+
+/// One recorded change to the installed plugins.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Change {
+    /// When (Unix seconds).
+    pub at: i64,
+    /// Who: a user's email, or `cli` for the command line.
+    pub actor: String,
+    /// `install`, `upgrade`, `rollback` or `remove`.
+    pub action: String,
+    /// The plugin's name.
+    pub plugin: String,
+    /// The version before, if there was one.
+    pub from_version: Option<String>,
+    /// Its digest (`sha256:…`).
+    pub from_digest: Option<String>,
+    /// The version after, unless removed.
+    pub to_version: Option<String>,
+    /// Its digest (`sha256:…`).
+    pub to_digest: Option<String>,
+}
+
+/// The installed plugins of one host: its directory, its registry, its audit log.
+pub struct Lifecycle {
+    dir: PathBuf,
+    registry: Arc<Registry>,
+    db: Db,
+}
+
+fn digest(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+/// Write `bytes` to `path` in one step: a reader sees the old file or the new.
+fn replace(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("wasm.tmp");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
+impl Lifecycle {
+    /// The lifecycle of the plugins in `dir`, served by `registry`.
+    pub fn new(dir: PathBuf, registry: Arc<Registry>, db: Db) -> Self {
+        Lifecycle { dir, registry, db }
+    }
+
+    /// The registry it keeps current.
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    fn current_file(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}.wasm"))
+    }
+
+    fn archived_file(&self, name: &str, digest: &str) -> PathBuf {
+        let hex = digest.trim_start_matches("sha256:");
+        self.dir
+            .join(".versions")
+            .join(name)
+            .join(format!("{hex}.wasm"))
+    }
+
+    /// Keep `bytes` as the current version of `plugin`, and in the archive.
+    fn keep(&self, plugin: &Plugin, bytes: &[u8]) -> std::io::Result<()> {
+        let archived = self.archived_file(plugin.name(), &plugin.description().digest);
+        if let Some(parent) = archived.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        if !archived.is_file() {
+            replace(&archived, bytes)?;
+        }
+        replace(&self.current_file(plugin.name()), bytes)
+    }
+
+    async fn record(
+        &self,
+        actor: &str,
+        action: &str,
+        name: &str,
+        from: Option<&Plugin>,
+        to: Option<&Plugin>,
+    ) -> Result<Change, LifecycleError> {
+        let change = Change {
+            at: unix_now(),
+            actor: actor.to_string(),
+            action: action.to_string(),
+            plugin: name.to_string(),
+            from_version: from.map(|p| p.version().to_string()),
+            from_digest: from.map(|p| p.description().digest.clone()),
+            to_version: to.map(|p| p.version().to_string()),
+            to_digest: to.map(|p| p.description().digest.clone()),
+        };
+        sqlx::query(
+            "INSERT INTO plugin_changes (id, at, actor, action, plugin, from_version, from_digest, \
+             to_version, to_digest) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(next_id())
+        .bind(change.at)
+        .bind(&change.actor)
+        .bind(&change.action)
+        .bind(&change.plugin)
+        .bind(&change.from_version)
+        .bind(&change.from_digest)
+        .bind(&change.to_version)
+        .bind(&change.to_digest)
+        .execute(self.db.pool())
+        .await?;
+        tracing::info!(
+            plugin = %name,
+            action,
+            by = %actor,
+            from = change.from_digest.as_deref().unwrap_or("none"),
+            to = change.to_digest.as_deref().unwrap_or("none"),
+            "plugin changed"
+        );
+        Ok(change)
+    }
+
+    /// Load `bytes` and make it current: kept on disk, swapped in, recorded.
+    async fn make_current(
+        &self,
+        bytes: &[u8],
+        actor: &str,
+        action: Option<&str>,
+    ) -> Result<Change, LifecycleError> {
+        let plugin = self.registry.runtime().load(bytes).await?;
+        self.keep(&plugin, bytes)?;
+        let previous = self.registry.put(plugin.clone())?;
+        let action = action.unwrap_or(if previous.is_some() {
+            "upgrade"
+        } else {
+            "install"
+        });
+        self.record(
+            actor,
+            action,
+            plugin.name(),
+            previous.as_deref(),
+            Some(&plugin),
+        )
+        .await
+    }
+
+    /// Install a plugin file, or upgrade the plugin of the same name. It is
+    /// checked before anything changes; runs under way finish on the
+    /// version they started with.
+    pub async fn install(&self, bytes: &[u8], actor: &str) -> Result<Change, LifecycleError> {
+        self.make_current(bytes, actor, None).await
+    }
+
+    /// Go back to the version the current one replaced.
+    pub async fn rollback(&self, name: &str, actor: &str) -> Result<Change, LifecycleError> {
+        let current = self
+            .registry
+            .get(name)
+            .ok_or_else(|| LifecycleError::NotInstalled(name.to_string()))?;
+        let row = sqlx::query(
+            "SELECT from_digest FROM plugin_changes WHERE plugin = $1 AND to_digest = $2 \
+             AND from_digest IS NOT NULL ORDER BY id DESC LIMIT 1",
+        )
+        .bind(name)
+        .bind(&current.description().digest)
+        .fetch_optional(self.db.pool())
+        .await?;
+        let earlier: String = match row {
+            Some(r) => r.try_get("from_digest")?,
+            None => {
+                return Err(LifecycleError::Refused(format!(
+                    "`{name}` {} replaced no earlier version: there is nothing to roll back to",
+                    current.version()
+                )));
+            }
+        };
+        let bytes = std::fs::read(self.archived_file(name, &earlier)).map_err(|e| {
+            LifecycleError::Refused(format!(
+                "the earlier version {earlier} is not kept any more ({e})"
+            ))
+        })?;
+        self.make_current(&bytes, actor, Some("rollback")).await
+    }
+
+    /// Stop offering a plugin. Refused while accounts use it (disconnect them
+    /// first). Its versions stay archived.
+    pub async fn remove(&self, name: &str, actor: &str) -> Result<Change, LifecycleError> {
+        let current = self
+            .registry
+            .get(name)
+            .ok_or_else(|| LifecycleError::NotInstalled(name.to_string()))?;
+        let using = mailroom_crm::accounts::count_by_provider(&self.db, name).await?;
+        if using > 0 {
+            return Err(LifecycleError::Refused(format!(
+                "{using} connected accounts use `{name}`: disconnect them first, or upgrade it instead"
+            )));
+        }
+        match std::fs::remove_file(self.current_file(name)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.registry.remove(name)?;
+        self.record(actor, "remove", name, Some(&current), None)
+            .await
+    }
+
+    /// The recorded changes, newest first (of one plugin, or all), at most 200.
+    pub async fn history(&self, name: Option<&str>) -> Result<Vec<Change>, LifecycleError> {
+        let rows = sqlx::query(
+            "SELECT at, actor, action, plugin, from_version, from_digest, to_version, to_digest \
+             FROM plugin_changes WHERE ($1 = '' OR plugin = $1) ORDER BY id DESC LIMIT 200",
+        )
+        .bind(name.unwrap_or(""))
+        .fetch_all(self.db.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Change {
+                    at: r.try_get("at")?,
+                    actor: r.try_get("actor")?,
+                    action: r.try_get("action")?,
+                    plugin: r.try_get("plugin")?,
+                    from_version: r.try_get("from_version")?,
+                    from_digest: r.try_get("from_digest")?,
+                    to_version: r.try_get("to_version")?,
+                    to_digest: r.try_get("to_digest")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(LifecycleError::from)
+    }
+
+    /// Bring the registry to what the directory says: load a `NAME.wasm`
+    /// whose digest is not the registry's, drop a plugin whose file is gone.
+    /// A file that does not load is reported and the registry keeps what it
+    /// had. What changed, one line each.
+    pub async fn converge(&self) -> Vec<String> {
+        let mut said = Vec::new();
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return said;
+        };
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
+            .collect();
+        files.sort();
+        let mut present = Vec::new();
+        for path in files {
+            let Some(stem) = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .map(str::to_string)
+            else {
+                continue;
+            };
+            present.push(stem.clone());
+            let Ok(bytes) = std::fs::read(&path) else {
+                continue;
+            };
+            let d = digest(&bytes);
+            if self
+                .registry
+                .get(&stem)
+                .is_some_and(|p| p.description().digest == d)
+            {
+                continue;
+            }
+            match self.registry.runtime().load(&bytes).await {
+                Ok(p) if p.name() != stem => said.push(format!(
+                    "skipping {}: it holds the plugin `{}`, so it must be named {}.wasm",
+                    path.display(),
+                    p.name(),
+                    p.name()
+                )),
+                Ok(p) => {
+                    said.push(format!("loaded {} {} ({d})", p.name(), p.version()));
+                    if let Err(e) = self.registry.put(p) {
+                        said.push(format!("skipping {}: {e}", path.display()));
+                    }
+                }
+                Err(e) => said.push(format!("skipping {}: {e}", path.display())),
+            }
+        }
+        for p in self.registry.list() {
+            if !present.iter().any(|n| n == p.name()) && self.registry.remove(p.name()).is_ok() {
+                said.push(format!("removed {}", p.name()));
+            }
+        }
+        said
+    }
+
+    /// Converge every `every`, for as long as the host runs.
+    pub async fn watch(self: Arc<Self>, every: std::time::Duration) {
+        loop {
+            tokio::time::sleep(every).await;
+            for line in self.converge().await {
+                tracing::info!("plugins directory: {line}");
+            }
+        }
+    }
+}

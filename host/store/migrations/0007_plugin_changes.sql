@@ -1,0 +1,14 @@
+-- lifecycle: every change to the installed plugins: who, when, what, and
+-- from which version (and sha256 digest) to which.
+CREATE TABLE plugin_changes (
+    id BIGINT PRIMARY KEY,
+    at BIGINT NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    plugin TEXT NOT NULL,
+    from_version TEXT,
+    from_digest TEXT,
+    to_version TEXT,
+    to_digest TEXT
+);
+CREATE INDEX plugin_changes_plugin ON plugin_changes (plugin, id);
