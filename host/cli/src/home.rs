@@ -93,13 +93,17 @@ impl Home {
     /// reported and skipped; the others are served.
     pub async fn lifecycle(&self) -> anyhow::Result<Arc<Lifecycle>> {
         let registry = Arc::new(Registry::new(self.runtime()?));
-        let lifecycle = Lifecycle::new(self.plugins_dir(), registry, self.db().await?);
+        let lifecycle = Arc::new(Lifecycle::new(
+            self.plugins_dir(),
+            registry,
+            self.db().await?,
+        ));
         for line in lifecycle.converge().await {
             if line.starts_with("skipping") {
                 eprintln!("mailroom: {line}");
             }
         }
-        Ok(Arc::new(lifecycle))
+        Ok(lifecycle)
     }
 
     /// A registry holding every installed plugin (see [`Home::lifecycle`]).

@@ -195,3 +195,58 @@ async fn plugins_are_upgraded_rolled_back_and_removed_while_the_server_runs() {
     let a = crm.synced_after(account, now()).await;
     assert_eq!(a["sync"]["phase"], "active", "{a}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_version_whose_first_calls_fail_is_rolled_back_on_its_own() {
+    let site = Site::new(Kind::Sqlite).await;
+    let (_, admin) = site.user("ops@corp.test", "admin", true);
+    let server = site.serve_with(&[
+        ("MAILROOM_SYNC_INTERVAL", "1"),
+        ("MAILROOM_RETRY_SECONDS", "1"),
+    ]);
+    let crm = site.crm(&server, admin.unwrap());
+    crm.contact("Ann", "ann@acme.test").await;
+    let account = crm
+        .post(
+            "/api/accounts",
+            json!({"provider": "scripted", "address": "ops@corp.test",
+                   "settings": {"messages": "20", "contacts": "ann@acme.test"}, "secrets": {"password": "pw"}}),
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    crm.synced_after(account, now() - 1).await;
+
+    // 1.2.0 panics in every sync: its first calls fail, and it goes.
+    let (code, up) = upload(&crm, &crm.token, plugin_bytes("scripted-broken")).await;
+    assert_eq!(code, 201, "{up}");
+    assert_eq!(up["to_version"], "1.2.0");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while version(&crm, "scripted").await.as_deref() != Some("1.0.0") {
+        assert!(Instant::now() < deadline, "1.2.0 was not rolled back");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (_, changes) = crm
+        .api
+        .call("GET", "/api/plugins/changes", &crm.token, None)
+        .await;
+    let last = &changes[0];
+    assert_eq!(
+        (
+            last["action"].as_str(),
+            last["actor"].as_str(),
+            last["from_version"].as_str(),
+            last["to_version"].as_str()
+        ),
+        (
+            Some("rollback"),
+            Some("auto-rollback"),
+            Some("1.2.0"),
+            Some("1.0.0")
+        ),
+        "{changes}"
+    );
+    // The account recovers on the version rolled back to.
+    let a = crm.synced_after(account, now()).await;
+    assert_eq!(a["sync"]["phase"], "active", "{a}");
+}

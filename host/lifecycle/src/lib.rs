@@ -10,7 +10,9 @@
 //! and digest to which. [`Lifecycle::converge`] brings a running host's
 //! registry to what the directory says, so that a change made by another
 //! process (`mailroom plugin install` beside `mailroom serve`) takes effect
-//! without a restart too.
+//! without a restart too. A new version whose first calls fail by its own
+//! fault (traps, timeouts, limits — not a server's typed errors) is rolled
+//! back on its own ([`Lifecycle::guard`]).
 //!
 //! It decides nothing about grants and runs no plugin call but `info`.
 
@@ -71,6 +73,13 @@ pub struct Change {
     /// Its digest (`sha256:…`).
     pub to_digest: Option<String>,
 }
+
+/// How many of a new version's first calls, failed by its own fault, roll it back.
+pub const FAILED_FIRST_CALLS: u64 = 3;
+/// How many first calls of a new version are watched.
+pub const GUARDED_CALLS: u64 = 30;
+/// How long a new version's first calls are watched.
+pub const GUARD_FOR: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// The installed plugins of one host: its directory, its registry, its audit log.
 pub struct Lifecycle {
@@ -196,9 +205,61 @@ impl Lifecycle {
 
     /// Install a plugin file, or upgrade the plugin of the same name. It is
     /// checked before anything changes; runs under way finish on the
-    /// version they started with.
-    pub async fn install(&self, bytes: &[u8], actor: &str) -> Result<Change, LifecycleError> {
-        self.make_current(bytes, actor, None).await
+    /// version they started with. An upgrade is guarded.
+    pub async fn install(
+        self: &Arc<Self>,
+        bytes: &[u8],
+        actor: &str,
+    ) -> Result<Change, LifecycleError> {
+        let change = self.make_current(bytes, actor, None).await?;
+        if change.action == "upgrade"
+            && let Some(plugin) = self.registry.get(&change.plugin)
+        {
+            self.guard(plugin);
+        }
+        Ok(change)
+    }
+
+    /// Watch a new version's first [`GUARDED_CALLS`] calls: once
+    /// [`FAILED_FIRST_CALLS`] of them have failed by its own fault, and at
+    /// least half of its calls so far, roll it back (as `auto-rollback`) if
+    /// it is still current. The watch ends after those calls or [`GUARD_FOR`].
+    pub fn guard(self: &Arc<Self>, plugin: Arc<Plugin>) {
+        let lifecycle = self.clone();
+        tokio::spawn(async move {
+            let deadline = tokio::time::Instant::now() + GUARD_FOR;
+            while tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                let health = plugin.health();
+                let failing =
+                    health.crashes >= FAILED_FIRST_CALLS && health.crashes * 2 >= health.calls;
+                if !failing {
+                    if health.calls >= GUARDED_CALLS {
+                        return;
+                    }
+                    continue;
+                }
+                let current = lifecycle.registry.get(plugin.name());
+                if current.is_some_and(|c| Arc::ptr_eq(&c, &plugin)) {
+                    let name = plugin.name();
+                    match lifecycle.rollback(name, "auto-rollback").await {
+                        Ok(c) => tracing::warn!(
+                            plugin = %name,
+                            version = %plugin.version(),
+                            back_to = c.to_version.as_deref().unwrap_or(""),
+                            last_error = health.last_error.as_deref().unwrap_or(""),
+                            "a new version failed its first calls and was rolled back"
+                        ),
+                        Err(e) => tracing::error!(
+                            plugin = %name,
+                            error = %e,
+                            "a new version failed its first calls and could not be rolled back"
+                        ),
+                    }
+                }
+                return;
+            }
+        });
     }
 
     /// Go back to the version the current one replaced.
@@ -285,7 +346,7 @@ impl Lifecycle {
     /// whose digest is not the registry's, drop a plugin whose file is gone.
     /// A file that does not load is reported and the registry keeps what it
     /// had. What changed, one line each.
-    pub async fn converge(&self) -> Vec<String> {
+    pub async fn converge(self: &Arc<Self>) -> Vec<String> {
         let mut said = Vec::new();
         let Ok(entries) = std::fs::read_dir(&self.dir) else {
             return said;
@@ -325,8 +386,10 @@ impl Lifecycle {
                 )),
                 Ok(p) => {
                     said.push(format!("loaded {} {} ({d})", p.name(), p.version()));
-                    if let Err(e) = self.registry.put(p) {
-                        said.push(format!("skipping {}: {e}", path.display()));
+                    match self.registry.put(p.clone()) {
+                        Ok(Some(_)) => self.guard(p),
+                        Ok(None) => {}
+                        Err(e) => said.push(format!("skipping {}: {e}", path.display())),
                     }
                 }
                 Err(e) => said.push(format!("skipping {}: {e}", path.display())),

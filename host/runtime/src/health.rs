@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub struct Health {
     calls: AtomicU64,
     errors: AtomicU64,
+    crashes: AtomicU64,
     denials: AtomicU64,
     last_error: Mutex<Option<String>>,
 }
@@ -24,6 +25,9 @@ pub struct HealthReport {
     pub calls: u64,
     /// Calls that failed: provider errors, traps, timeouts, limits.
     pub errors: u64,
+    /// Of those, the plugin's own faults: traps, timeouts, limits (not the
+    /// provider's typed errors, which a server outage also causes).
+    pub crashes: u64,
     /// Network accesses the sandbox refused.
     pub denials: u64,
     /// The last failure, as the caller saw it.
@@ -31,11 +35,14 @@ pub struct HealthReport {
 }
 
 impl Health {
-    /// One finished call, whether it failed (and how), and the accesses
-    /// refused during it.
-    pub(crate) fn record(&self, error: Option<String>, denials: u64) {
+    /// One finished call, whether it failed (and how, and whether by the
+    /// plugin's own fault), and the accesses refused during it.
+    pub(crate) fn record(&self, error: Option<String>, crashed: bool, denials: u64) {
         self.calls.fetch_add(1, Ordering::Relaxed);
         self.denials.fetch_add(denials, Ordering::Relaxed);
+        if crashed {
+            self.crashes.fetch_add(1, Ordering::Relaxed);
+        }
         if let Some(why) = error {
             self.errors.fetch_add(1, Ordering::Relaxed);
             if let Ok(mut last) = self.last_error.lock() {
@@ -49,6 +56,7 @@ impl Health {
         HealthReport {
             calls: self.calls.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
+            crashes: self.crashes.load(Ordering::Relaxed),
             denials: self.denials.load(Ordering::Relaxed),
             last_error: self.last_error.lock().ok().and_then(|l| l.clone()),
         }

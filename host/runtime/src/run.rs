@@ -298,8 +298,14 @@ impl Run {
         let denials = self.audit.denials().len();
         let new = denials.saturating_sub(self.denials_counted);
         self.denials_counted = denials;
-        self.health
-            .record(result.as_ref().err().map(ToString::to_string), new as u64);
+        let crashed = result
+            .as_ref()
+            .is_err_and(|e| !matches!(e, CallError::Provider(_)));
+        self.health.record(
+            result.as_ref().err().map(ToString::to_string),
+            crashed,
+            new as u64,
+        );
         result
     }
 

@@ -256,6 +256,10 @@ pub struct ScriptedSession {
 
 impl GuestSession for ScriptedSession {
     fn sync(&self, cursor: Option<String>, window: Window) -> Result<Page, ProviderError> {
+        // scripted-broken.wasm: a release gone wrong, for the automatic-rollback test.
+        if option_env!("MAILROOM_PLUGIN_BROKEN").is_some() {
+            panic!("this build of scripted is broken on purpose");
+        }
         let s = &self.script;
         if !s.delay.is_zero() {
             std::thread::sleep(s.delay);
