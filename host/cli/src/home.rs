@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use mailroom_lifecycle::Lifecycle;
+use mailroom_lifecycle::{Lifecycle, Trust};
 use mailroom_net::TlsConfig;
 use mailroom_runtime::{Registry, Runtime, RuntimeConfig};
 use mailroom_store::Db;
@@ -16,6 +16,7 @@ pub struct Home {
     cache: Option<PathBuf>,
     extra_ca: Option<PathBuf>,
     database: Option<String>,
+    trust: Trust,
 }
 
 impl Home {
@@ -24,12 +25,14 @@ impl Home {
         cache: Option<PathBuf>,
         extra_ca: Option<PathBuf>,
         database: Option<String>,
+        trust: Trust,
     ) -> Self {
         Home {
             root,
             cache,
             extra_ca,
             database,
+            trust,
         }
     }
 
@@ -97,6 +100,7 @@ impl Home {
             self.plugins_dir(),
             registry,
             self.db().await?,
+            self.trust.clone(),
         ));
         for line in lifecycle.converge().await {
             if line.starts_with("skipping") {

@@ -37,6 +37,12 @@ struct Cli {
     /// The database: `sqlite:PATH` or `postgres://…` (default: `mailroom.db` in the home).
     #[arg(long, env = "MAILROOM_DATABASE_URL", global = true)]
     database: Option<String>,
+    /// Keys whose ed25519 signatures on plugins are trusted: `NAME=BASE64,…`.
+    #[arg(long, env = "MAILROOM_TRUSTED_KEYS", global = true, default_value = "")]
+    trusted_keys: String,
+    /// Refuse plugins without a signature by a trusted key.
+    #[arg(long, env = "MAILROOM_REQUIRE_SIGNED", global = true)]
+    require_signed: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -94,7 +100,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let home = home::Home::new(cli.home, cli.cache, cli.extra_ca, cli.database);
+    let trust = match mailroom_lifecycle::Trust::new(&cli.trusted_keys, cli.require_signed) {
+        Ok(trust) => trust,
+        Err(e) => {
+            eprintln!("mailroom: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let home = home::Home::new(cli.home, cli.cache, cli.extra_ca, cli.database, trust);
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Plugin { command } => plugin_cmd::run(&home, command).await,

@@ -29,6 +29,19 @@ pub enum PluginCommand {
     Install {
         /// The component file.
         file: PathBuf,
+        /// Its signature file (default: FILE.sig when there is one).
+        #[arg(long)]
+        signature: Option<PathBuf>,
+    },
+    /// Make a signing key: prints the secret (keep it) and the public key (trust it).
+    Keygen,
+    /// Sign a plugin file's digest; writes FILE.sig.
+    Sign {
+        /// The component file.
+        file: PathBuf,
+        /// The environment variable holding the secret key (never on the command line).
+        #[arg(long)]
+        key_env: String,
     },
     /// List the installed plugins.
     List,
@@ -123,7 +136,19 @@ impl TryAccount {
 pub async fn run(home: &Home, command: PluginCommand) -> anyhow::Result<ExitCode> {
     match command {
         PluginCommand::Check { file, json } => check(home, &file, json).await,
-        PluginCommand::Install { file } => install(home, &file).await,
+        PluginCommand::Install { file, signature } => {
+            install(home, &file, signature.as_deref()).await
+        }
+        PluginCommand::Keygen => {
+            let (secret, public) = mailroom_lifecycle::generate();
+            println!("secret {secret}");
+            println!("public {public}");
+            println!(
+                "trust it with MAILROOM_TRUSTED_KEYS=NAME={public}; keep the secret out of the plugin's repository"
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        PluginCommand::Sign { file, key_env } => sign(home, &file, &key_env).await,
         PluginCommand::List => list(home).await,
         PluginCommand::Rollback { name } => change(home, &name, true).await,
         PluginCommand::Remove { name } => change(home, &name, false).await,
@@ -193,10 +218,16 @@ async fn check(home: &Home, file: &Path, json: bool) -> anyhow::Result<ExitCode>
     }
 }
 
-async fn install(home: &Home, file: &Path) -> anyhow::Result<ExitCode> {
+async fn install(home: &Home, file: &Path, signature: Option<&Path>) -> anyhow::Result<ExitCode> {
     let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let signature = match signature {
+        Some(path) => Some(
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+        ),
+        None => std::fs::read_to_string(mailroom_lifecycle::signature_file(file)).ok(),
+    };
     let lifecycle = home.lifecycle().await?;
-    match lifecycle.install(&bytes, "cli").await {
+    match lifecycle.install(&bytes, signature.as_deref(), "cli").await {
         Ok(c) => {
             println!(
                 "installed {} {} ({})",
@@ -206,12 +237,29 @@ async fn install(home: &Home, file: &Path) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Err(e @ LifecycleError::Load(_)) => {
+        Err(e @ (LifecycleError::Load(_) | LifecycleError::Trust(_))) => {
             eprintln!("mailroom: {}: {e}", file.display());
             Ok(ExitCode::from(2))
         }
         Err(e) => Err(e.into()),
     }
+}
+
+async fn sign(home: &Home, file: &Path, key_env: &str) -> anyhow::Result<ExitCode> {
+    let secret = std::env::var(key_env).with_context(|| format!("--key-env {key_env}: not set"))?;
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let plugin = home.runtime()?.load(&bytes).await?;
+    let digest = &plugin.description().digest;
+    let signature = mailroom_lifecycle::sign(&secret, digest)?;
+    let out = mailroom_lifecycle::signature_file(file);
+    std::fs::write(&out, &signature).with_context(|| format!("writing {}", out.display()))?;
+    println!(
+        "signed {} {} ({digest}): {}",
+        plugin.name(),
+        plugin.version(),
+        out.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `rollback` or `remove`: print what changed, or why nothing did (exit 2).

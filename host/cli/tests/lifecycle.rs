@@ -250,3 +250,117 @@ async fn a_new_version_whose_first_calls_fail_is_rolled_back_on_its_own() {
     let a = crm.synced_after(account, now()).await;
     assert_eq!(a["sync"]["phase"], "active", "{a}");
 }
+
+/// `mailroom plugin keygen`: (secret, public).
+fn keygen(site: &Site) -> (String, String) {
+    let out = site.run(&["plugin", "keygen"], &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .unwrap()
+            .to_string()
+    };
+    (field("secret"), field("public"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_signatures_required_only_plugins_signed_by_a_trusted_key_are_installed() {
+    let site = Site::new(Kind::Sqlite).await;
+    let (_, admin) = site.user("ops@corp.test", "admin", true);
+    let (secret, public) = keygen(&site);
+    let (stranger, _) = keygen(&site);
+    let trust = format!("release={public}");
+    let strict = [
+        ("MAILROOM_TRUSTED_KEYS", trust.as_str()),
+        ("MAILROOM_REQUIRE_SIGNED", "true"),
+    ];
+    let server = site.serve_with(&strict);
+    let crm = site.crm(&server, admin.unwrap());
+    assert_eq!(
+        version(&crm, "scripted").await,
+        None,
+        "the unsigned file is not served"
+    );
+
+    // Unsigned, or signed by a key nobody trusts: refused.
+    let (code, err) = upload(&crm, &crm.token, plugin_bytes("scripted-next")).await;
+    assert_eq!(code, 422, "{err}");
+    assert!(
+        err["error"]
+            .as_str()
+            .unwrap()
+            .contains("unsigned plugins are refused"),
+        "{err}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("scripted-next.wasm");
+    std::fs::copy(plugin("scripted-next"), &file).unwrap();
+    let sign = |key: &str| {
+        let out = site.run(
+            &[
+                "plugin",
+                "sign",
+                file.to_str().unwrap(),
+                "--key-env",
+                "SIGNING_KEY",
+            ],
+            &[("SIGNING_KEY", key)],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::read_to_string(dir.path().join("scripted-next.wasm.sig")).unwrap()
+    };
+    let forged = sign(&stranger);
+    let signed_upload = |signature: String| {
+        crm.api
+            .http
+            .post(format!("{}/api/plugins", crm.api.base))
+            .bearer_auth(&crm.token)
+            .header("x-mailroom-signature", signature)
+            .body(plugin_bytes("scripted-next"))
+            .send()
+    };
+    let res = signed_upload(forged).await.unwrap();
+    assert_eq!(res.status().as_u16(), 422);
+    assert!(res.text().await.unwrap().contains("not by any trusted key"));
+
+    // Signed by the trusted key: installed, and the change says by whom.
+    let good = sign(&secret);
+    let res = signed_upload(good).await.unwrap();
+    assert_eq!(res.status().as_u16(), 201);
+    let change: Value = res.json().await.unwrap();
+    assert_eq!(change["signed_by"], "release", "{change}");
+    assert_eq!(version(&crm, "scripted").await.as_deref(), Some("1.1.0"));
+
+    // The command line takes FILE.sig beside the file; unsigned, it is refused there too.
+    let out = site.run(
+        &[
+            "plugin",
+            "install",
+            plugin("scripted-broken").to_str().unwrap(),
+        ],
+        &strict,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unsigned plugins are refused"));
+    let out = site.run(&["plugin", "install", file.to_str().unwrap()], &strict);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

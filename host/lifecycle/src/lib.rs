@@ -14,7 +14,13 @@
 //! fault (traps, timeouts, limits — not a server's typed errors) is rolled
 //! back on its own ([`Lifecycle::guard`]).
 //!
+//! With trusted keys configured ([`Trust`]), a plugin may carry an ed25519
+//! signature over its digest (`FILE.wasm.sig`); with `require_signed`, one
+//! without a trusted signature is refused, whichever way it comes.
+//!
 //! It decides nothing about grants and runs no plugin call but `info`.
+
+mod trust;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -27,12 +33,17 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
+pub use trust::{Trust, TrustError, generate, sign};
+
 /// Why a lifecycle operation was refused or failed.
 #[derive(Debug, thiserror::Error)]
 pub enum LifecycleError {
     /// The file is not a usable plugin; nothing changed.
     #[error("not installed: {0}; the plugins in use are unchanged")]
     Load(#[from] LoadError),
+    /// Its signature is missing where one is required, or not by a trusted key.
+    #[error("not installed: {0}")]
+    Trust(#[from] TrustError),
     /// No such plugin is installed.
     #[error("no plugin named `{0}` is installed")]
     NotInstalled(String),
@@ -72,6 +83,8 @@ pub struct Change {
     pub to_version: Option<String>,
     /// Its digest (`sha256:…`).
     pub to_digest: Option<String>,
+    /// The trusted key whose signature the new version carried, if any.
+    pub signed_by: Option<String>,
 }
 
 /// How many of a new version's first calls, failed by its own fault, roll it back.
@@ -86,10 +99,26 @@ pub struct Lifecycle {
     dir: PathBuf,
     registry: Arc<Registry>,
     db: Db,
+    trust: Trust,
 }
 
 fn digest(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+/// Where the signature of a component file is kept: `FILE.wasm.sig`.
+pub fn signature_file(component: &Path) -> PathBuf {
+    let mut name = component.as_os_str().to_owned();
+    name.push(".sig");
+    PathBuf::from(name)
+}
+
+/// Delete a file that may not be there.
+fn forget(path: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
 }
 
 /// Write `bytes` to `path` in one step: a reader sees the old file or the new.
@@ -100,9 +129,15 @@ fn replace(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 impl Lifecycle {
-    /// The lifecycle of the plugins in `dir`, served by `registry`.
-    pub fn new(dir: PathBuf, registry: Arc<Registry>, db: Db) -> Self {
-        Lifecycle { dir, registry, db }
+    /// The lifecycle of the plugins in `dir`, served by `registry`, taking
+    /// the plugins `trust` lets in.
+    pub fn new(dir: PathBuf, registry: Arc<Registry>, db: Db, trust: Trust) -> Self {
+        Lifecycle {
+            dir,
+            registry,
+            db,
+            trust,
+        }
     }
 
     /// The registry it keeps current.
@@ -122,8 +157,9 @@ impl Lifecycle {
             .join(format!("{hex}.wasm"))
     }
 
-    /// Keep `bytes` as the current version of `plugin`, and in the archive.
-    fn keep(&self, plugin: &Plugin, bytes: &[u8]) -> std::io::Result<()> {
+    /// Keep `bytes` (and its signature) as the current version of
+    /// `plugin`, and in the archive.
+    fn keep(&self, plugin: &Plugin, bytes: &[u8], signature: Option<&str>) -> std::io::Result<()> {
         let archived = self.archived_file(plugin.name(), &plugin.description().digest);
         if let Some(parent) = archived.parent() {
             std::fs::create_dir_all(parent)?;
@@ -131,7 +167,15 @@ impl Lifecycle {
         if !archived.is_file() {
             replace(&archived, bytes)?;
         }
-        replace(&self.current_file(plugin.name()), bytes)
+        let current = self.current_file(plugin.name());
+        match signature {
+            Some(sig) => {
+                std::fs::write(signature_file(&archived), sig)?;
+                std::fs::write(signature_file(&current), sig)?;
+            }
+            None => forget(&signature_file(&current))?,
+        }
+        replace(&current, bytes)
     }
 
     async fn record(
@@ -141,6 +185,7 @@ impl Lifecycle {
         name: &str,
         from: Option<&Plugin>,
         to: Option<&Plugin>,
+        signed_by: Option<String>,
     ) -> Result<Change, LifecycleError> {
         let change = Change {
             at: unix_now(),
@@ -151,10 +196,11 @@ impl Lifecycle {
             from_digest: from.map(|p| p.description().digest.clone()),
             to_version: to.map(|p| p.version().to_string()),
             to_digest: to.map(|p| p.description().digest.clone()),
+            signed_by,
         };
         sqlx::query(
             "INSERT INTO plugin_changes (id, at, actor, action, plugin, from_version, from_digest, \
-             to_version, to_digest) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             to_version, to_digest, signed_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(next_id())
         .bind(change.at)
@@ -165,6 +211,7 @@ impl Lifecycle {
         .bind(&change.from_digest)
         .bind(&change.to_version)
         .bind(&change.to_digest)
+        .bind(&change.signed_by)
         .execute(self.db.pool())
         .await?;
         tracing::info!(
@@ -182,11 +229,13 @@ impl Lifecycle {
     async fn make_current(
         &self,
         bytes: &[u8],
+        signature: Option<&str>,
         actor: &str,
         action: Option<&str>,
     ) -> Result<Change, LifecycleError> {
         let plugin = self.registry.runtime().load(bytes).await?;
-        self.keep(&plugin, bytes)?;
+        let signed_by = self.trust.check(&plugin.description().digest, signature)?;
+        self.keep(&plugin, bytes, signature)?;
         let previous = self.registry.put(plugin.clone())?;
         let action = action.unwrap_or(if previous.is_some() {
             "upgrade"
@@ -199,6 +248,7 @@ impl Lifecycle {
             plugin.name(),
             previous.as_deref(),
             Some(&plugin),
+            signed_by,
         )
         .await
     }
@@ -209,9 +259,10 @@ impl Lifecycle {
     pub async fn install(
         self: &Arc<Self>,
         bytes: &[u8],
+        signature: Option<&str>,
         actor: &str,
     ) -> Result<Change, LifecycleError> {
-        let change = self.make_current(bytes, actor, None).await?;
+        let change = self.make_current(bytes, signature, actor, None).await?;
         if change.action == "upgrade"
             && let Some(plugin) = self.registry.get(&change.plugin)
         {
@@ -285,12 +336,15 @@ impl Lifecycle {
                 )));
             }
         };
-        let bytes = std::fs::read(self.archived_file(name, &earlier)).map_err(|e| {
+        let archived = self.archived_file(name, &earlier);
+        let bytes = std::fs::read(&archived).map_err(|e| {
             LifecycleError::Refused(format!(
                 "the earlier version {earlier} is not kept any more ({e})"
             ))
         })?;
-        self.make_current(&bytes, actor, Some("rollback")).await
+        let signature = std::fs::read_to_string(signature_file(&archived)).ok();
+        self.make_current(&bytes, signature.as_deref(), actor, Some("rollback"))
+            .await
     }
 
     /// Stop offering a plugin. Refused while accounts use it (disconnect them
@@ -306,21 +360,18 @@ impl Lifecycle {
                 "{using} connected accounts use `{name}`: disconnect them first, or upgrade it instead"
             )));
         }
-        match std::fs::remove_file(self.current_file(name)) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e.into()),
-        }
+        forget(&self.current_file(name))?;
+        forget(&signature_file(&self.current_file(name)))?;
         self.registry.remove(name)?;
-        self.record(actor, "remove", name, Some(&current), None)
+        self.record(actor, "remove", name, Some(&current), None, None)
             .await
     }
 
     /// The recorded changes, newest first (of one plugin, or all), at most 200.
     pub async fn history(&self, name: Option<&str>) -> Result<Vec<Change>, LifecycleError> {
         let rows = sqlx::query(
-            "SELECT at, actor, action, plugin, from_version, from_digest, to_version, to_digest \
-             FROM plugin_changes WHERE ($1 = '' OR plugin = $1) ORDER BY id DESC LIMIT 200",
+            "SELECT at, actor, action, plugin, from_version, from_digest, to_version, to_digest, \
+             signed_by FROM plugin_changes WHERE ($1 = '' OR plugin = $1) ORDER BY id DESC LIMIT 200",
         )
         .bind(name.unwrap_or(""))
         .fetch_all(self.db.pool())
@@ -336,6 +387,7 @@ impl Lifecycle {
                     from_digest: r.try_get("from_digest")?,
                     to_version: r.try_get("to_version")?,
                     to_digest: r.try_get("to_digest")?,
+                    signed_by: r.try_get("signed_by")?,
                 })
             })
             .collect::<Result<_, sqlx::Error>>()
@@ -375,6 +427,11 @@ impl Lifecycle {
                 .get(&stem)
                 .is_some_and(|p| p.description().digest == d)
             {
+                continue;
+            }
+            let signature = std::fs::read_to_string(signature_file(&path)).ok();
+            if let Err(e) = self.trust.check(&d, signature.as_deref()) {
+                said.push(format!("skipping {}: {e}", path.display()));
                 continue;
             }
             match self.registry.runtime().load(&bytes).await {

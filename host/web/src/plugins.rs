@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use mailroom_lifecycle::{Change, LifecycleError};
 use mailroom_runtime::{Credential, PluginDescription};
 
@@ -18,7 +18,9 @@ pub const FILE_LIMIT: usize = 64 * 1024 * 1024;
 impl From<LifecycleError> for ApiError {
     fn from(e: LifecycleError) -> Self {
         match e {
-            e @ LifecycleError::Load(_) => ApiError::invalid("plugin", e.to_string()),
+            e @ (LifecycleError::Load(_) | LifecycleError::Trust(_)) => {
+                ApiError::invalid("plugin", e.to_string())
+            }
             e @ LifecycleError::NotInstalled(_) => ApiError::not_found(e.to_string()),
             LifecycleError::Refused(why) => ApiError::new(StatusCode::CONFLICT, why),
             LifecycleError::Crm(e) => e.into(),
@@ -28,19 +30,25 @@ impl From<LifecycleError> for ApiError {
 }
 
 /// Install a plugin (the component file as the body, any content type), or
-/// upgrade the plugin of the same name, at once (admins only).
+/// upgrade the plugin of the same name, at once (admins only). Its
+/// signature, where it has one, goes in the `X-Mailroom-Signature` header
+/// (base64 ed25519 over its digest; see `mailroom plugin sign`).
 #[utoipa::path(post, path = "/api/plugins", tag = "plugins",
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
     responses((status = 201, body = Change), (status = 422, body = crate::error::ErrorBody)))]
 pub async fn install(
     State(s): State<AppState>,
     CurrentUser(user): CurrentUser,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Change>), ApiError> {
     admin(&user)?;
+    let signature = headers
+        .get("x-mailroom-signature")
+        .and_then(|v| v.to_str().ok());
     Ok((
         StatusCode::CREATED,
-        Json(s.lifecycle.install(&body, &user.email).await?),
+        Json(s.lifecycle.install(&body, signature, &user.email).await?),
     ))
 }
 

@@ -157,12 +157,15 @@ pub(crate) async fn page(State(s): State<AppState>, viewer: Viewer) -> Result<Re
 struct Upload {
     csrf: String,
     bytes: Vec<u8>,
+    /// The contents of the signature file, when one was chosen.
+    signature: Option<String>,
 }
 
 async fn read_upload(mut form: Multipart) -> Result<Upload, ApiError> {
     let mut upload = Upload {
         csrf: String::new(),
         bytes: Vec::new(),
+        signature: None,
     };
     let bad = |e: axum::extract::multipart::MultipartError| {
         ApiError::invalid("plugin", format!("the upload could not be read: {e}"))
@@ -171,6 +174,10 @@ async fn read_upload(mut form: Multipart) -> Result<Upload, ApiError> {
         match field.name() {
             Some("_csrf") => upload.csrf = field.text().await.map_err(bad)?,
             Some("plugin") => upload.bytes = field.bytes().await.map_err(bad)?.to_vec(),
+            Some("signature") => {
+                let text = field.text().await.map_err(bad)?;
+                upload.signature = Some(text).filter(|t| !t.trim().is_empty());
+            }
             _ => {}
         }
     }
@@ -197,7 +204,11 @@ pub(crate) async fn install(
         )
         .await;
     }
-    let done = s.lifecycle.install(&upload.bytes, &viewer.user.email).await;
+    let signature = upload.signature.as_deref();
+    let done = s
+        .lifecycle
+        .install(&upload.bytes, signature, &viewer.user.email)
+        .await;
     outcome(&s, &viewer, done).await
 }
 
