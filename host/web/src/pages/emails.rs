@@ -18,7 +18,7 @@ use mailroom_runtime::Field;
 use mailroom_sync::{Phase, SyncStatus, status};
 use serde::Deserialize;
 
-use super::{Nav, PageError, Viewer, render, when};
+use super::{Confirmed, Nav, PageError, Viewer, render, when};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::oauth::{Begin, signs_in_with_oauth, start_flow};
@@ -567,12 +567,6 @@ pub(crate) async fn reauth(
             show(&s, &viewer, e.status(), None, Some((id, why))).await
         }
     }
-}
-
-#[derive(Deserialize)]
-pub(crate) struct Confirmed {
-    #[serde(rename = "_csrf")]
-    csrf: String,
 }
 
 /// Disconnect, after the confirmation dialog.

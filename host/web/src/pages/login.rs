@@ -98,18 +98,12 @@ pub(crate) async fn submit(
     Ok((headers, Redirect::to(&next)).into_response())
 }
 
-#[derive(Deserialize)]
-pub(crate) struct LogoutForm {
-    #[serde(rename = "_csrf")]
-    csrf: String,
-}
-
 /// Sign out (a form, so that another site cannot sign anyone out).
 pub(crate) async fn logout(
     State(s): State<AppState>,
     viewer: super::Viewer,
     headers: HeaderMap,
-    Form(f): Form<LogoutForm>,
+    Form(f): Form<super::Confirmed>,
 ) -> Result<Response, PageError> {
     viewer.check(&f.csrf)?;
     let cleared = end_session(&s.db, &headers).await?;

@@ -159,6 +159,13 @@ impl FromRequestParts<AppState> for Viewer {
     }
 }
 
+/// A form that carries nothing but the session's token: a confirmation.
+#[derive(serde::Deserialize)]
+pub(crate) struct Confirmed {
+    #[serde(rename = "_csrf")]
+    csrf: String,
+}
+
 /// The header of every signed-in page.
 pub(crate) struct Nav {
     name: String,

@@ -11,9 +11,8 @@ use axum::extract::{Multipart, Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use mailroom_lifecycle::Change;
-use serde::Deserialize;
 
-use super::{Nav, PageError, Viewer, render, when};
+use super::{Confirmed, Nav, PageError, Viewer, render, when};
 use crate::AppState;
 use crate::error::ApiError;
 
@@ -253,12 +252,6 @@ async fn outcome(
             show(s, viewer, code, None, Some(format!("{why}."))).await
         }
     }
-}
-
-#[derive(Deserialize)]
-pub(crate) struct Confirmed {
-    #[serde(rename = "_csrf")]
-    csrf: String,
 }
 
 /// Roll a plugin back to the version its current one replaced.
