@@ -8,7 +8,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Server, Site, letter, now};
+use common::{Server, Site, letter, now, seed_mailbox};
 use ews_emulator::{Emulator, Fault};
 use mailroom_test_support::db::Kind;
 use serde_json::{Value, json};
@@ -17,7 +17,6 @@ const CAROL: &str = "carol@contoso.test";
 const ERIN: &str = "erin@fabrikam.test";
 const DAVE: &str = "dave@client.test";
 const PASSWORD: &str = "Exch-Passw0rd-77";
-const DAY: i64 = 86_400;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exchange_autodiscovers_backfills_syncs_throttles_reauthorises_and_sends() {
@@ -53,39 +52,9 @@ async fn exchange_autodiscovers_backfills_syncs_throttles_reauthorises_and_sends
         format!("/api/contacts/{dave}"),
         format!("/api/deals/{deal}"),
     );
-    ews.deliver(
-        CAROL,
-        "inbox",
-        &letter(DAVE, CAROL, "too old", t0 - 366 * DAY),
-        t0 - 366 * DAY,
-    );
-    ews.deliver(
-        CAROL,
-        "inbox",
-        &letter(DAVE, CAROL, "just in", t0 - 364 * DAY),
-        t0 - 364 * DAY,
-    );
-    let recent = ews.deliver(
-        CAROL,
-        "inbox",
-        &letter(DAVE, CAROL, "recent", t0 - 2 * DAY),
-        t0 - 2 * DAY,
-    );
-    ews.deliver(
-        CAROL,
-        "sentitems",
-        &letter(CAROL, DAVE, "we wrote", t0 - DAY),
-        t0 - DAY,
-    );
-    for i in 0..60 {
-        let at = t0 - 10 * DAY - i * 3600;
-        ews.deliver(
-            CAROL,
-            "inbox",
-            &letter("y@stranger.test", CAROL, "filler", at),
-            at,
-        );
-    }
+    let recent = seed_mailbox(CAROL, DAVE, t0, |folder, raw, at| {
+        ews.deliver(CAROL, folder, raw, at)
+    });
 
     // A wrong password, then a Windows username the server does not know:
     // both refused with what to try.

@@ -8,7 +8,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Server, Site, letter, now};
+use common::{Server, Site, letter, now, seed_mailbox};
 use graph_emulator::{Client, Emulator, Fault};
 use mailroom_test_support::db::Kind;
 use mailroom_test_support::plugin;
@@ -74,45 +74,15 @@ async fn microsoft365_signs_in_backfills_follows_delta_throttles_reauthorises_an
         format!("/api/contacts/{dave}"),
         format!("/api/deals/{deal}"),
     );
-    graph.deliver(
-        CAROL,
-        "inbox",
-        &letter(DAVE, CAROL, "too old", t0 - 366 * DAY),
-        t0 - 366 * DAY,
-    );
-    graph.deliver(
-        CAROL,
-        "inbox",
-        &letter(DAVE, CAROL, "just in", t0 - 364 * DAY),
-        t0 - 364 * DAY,
-    );
-    let recent = graph.deliver(
-        CAROL,
-        "inbox",
-        &letter(DAVE, CAROL, "recent", t0 - 2 * DAY),
-        t0 - 2 * DAY,
-    );
-    graph.deliver(
-        CAROL,
-        "sentitems",
-        &letter(CAROL, DAVE, "we wrote", t0 - DAY),
-        t0 - DAY,
-    );
+    let recent = seed_mailbox(CAROL, DAVE, t0, |folder, raw, at| {
+        graph.deliver(CAROL, folder, raw, at)
+    });
     graph.deliver(
         CAROL,
         "inbox",
         &letter("x@stranger.test", CAROL, "stranger", t0 - DAY),
         t0 - DAY,
     );
-    for i in 0..60 {
-        let at = t0 - 10 * DAY - i * 3600;
-        graph.deliver(
-            CAROL,
-            "inbox",
-            &letter("y@stranger.test", CAROL, "filler", at),
-            at,
-        );
-    }
 
     // "Connect Microsoft 365": consent, callback, backfill of Inbox and Sent Items.
     let (code, page, url) = crm.sign_in("microsoft365", None, CAROL, "allow").await;

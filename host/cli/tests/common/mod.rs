@@ -31,6 +31,45 @@ pub fn letter(from: &str, to: &str, subject: &str, at: i64) -> Vec<u8> {
     .into_bytes()
 }
 
+/// The mailbox the Microsoft 365 and Exchange tests both start from,
+/// delivered into an emulator with `deliver(folder, raw, received_at) -> id`:
+/// `dave`'s mail to `carol` just outside the year, just inside it and
+/// recent, `carol`'s reply in Sent Items, and 60 fillers from a stranger.
+/// The recent message's id.
+pub fn seed_mailbox(
+    carol: &str,
+    dave: &str,
+    t0: i64,
+    deliver: impl Fn(&str, &[u8], i64) -> String,
+) -> String {
+    const DAY: i64 = 86_400;
+    deliver(
+        "inbox",
+        &letter(dave, carol, "too old", t0 - 366 * DAY),
+        t0 - 366 * DAY,
+    );
+    deliver(
+        "inbox",
+        &letter(dave, carol, "just in", t0 - 364 * DAY),
+        t0 - 364 * DAY,
+    );
+    let recent = deliver(
+        "inbox",
+        &letter(dave, carol, "recent", t0 - 2 * DAY),
+        t0 - 2 * DAY,
+    );
+    deliver(
+        "sentitems",
+        &letter(carol, dave, "we wrote", t0 - DAY),
+        t0 - DAY,
+    );
+    for i in 0..60 {
+        let at = t0 - 10 * DAY - i * 3600;
+        deliver("inbox", &letter("y@stranger.test", carol, "filler", at), at);
+    }
+    recent
+}
+
 pub const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 pub const LOGIN_PASSWORD: &str = "login-pw-Secret-42";
 
