@@ -1,4 +1,4 @@
-//! `mailroom plugin …`: check, install, list and try plugins.
+//! `mailroom plugin …`: make, build, check, install, list and try plugins.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,6 +17,30 @@ use crate::home::Home;
 
 #[derive(Subcommand)]
 pub enum PluginCommand {
+    /// Make a new plugin project DIR/NAME from a template (it builds and loads as it is).
+    New {
+        /// The plugin's name: lowercase letters, digits and `-`.
+        name: String,
+        /// rust, js or python.
+        #[arg(long)]
+        lang: String,
+        /// Where to make it.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// For Rust: where mailroom-plugin-sdk is (default: MAILROOM_PLUGIN_SDK,
+        /// else plugins/sdk of the source this binary was built from).
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
+    /// Build a plugin project (Rust, JavaScript or Python) into DIR/NAME.wasm.
+    Build {
+        /// The project (default: the current directory).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Write the component here instead.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Describe a plugin file; exit 2 with a one-line reason if it is not a usable plugin.
     Check {
         /// The component file.
@@ -47,6 +71,11 @@ pub enum PluginCommand {
     List,
     /// Go back to the version the installed one replaced (a running server picks it up).
     Rollback {
+        /// The plugin's name.
+        name: String,
+    },
+    /// Make current an upgrade waiting because it declares new endpoints (granting them).
+    Approve {
         /// The plugin's name.
         name: String,
     },
@@ -135,6 +164,31 @@ impl TryAccount {
 
 pub async fn run(home: &Home, command: PluginCommand) -> anyhow::Result<ExitCode> {
     match command {
+        PluginCommand::New {
+            name,
+            lang,
+            dir,
+            sdk,
+        } => {
+            let sdk = sdk
+                .or_else(|| std::env::var_os("MAILROOM_PLUGIN_SDK").map(PathBuf::from))
+                .or_else(|| {
+                    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../plugins/sdk");
+                    source.is_dir().then_some(source)
+                });
+            let files =
+                mailroom_authoring::new_project(lang.parse()?, &name, &dir, sdk.as_deref())?;
+            for file in files {
+                println!("created {}", file.display());
+            }
+            println!("next: mailroom plugin build {}", dir.join(&name).display());
+            Ok(ExitCode::SUCCESS)
+        }
+        PluginCommand::Build { dir, out } => {
+            let built = mailroom_authoring::build(&dir, out.as_deref())?;
+            println!("built {}", built.display());
+            Ok(ExitCode::SUCCESS)
+        }
         PluginCommand::Check { file, json } => check(home, &file, json).await,
         PluginCommand::Install { file, signature } => {
             install(home, &file, signature.as_deref()).await
@@ -150,8 +204,9 @@ pub async fn run(home: &Home, command: PluginCommand) -> anyhow::Result<ExitCode
         }
         PluginCommand::Sign { file, key_env } => sign(home, &file, &key_env).await,
         PluginCommand::List => list(home).await,
-        PluginCommand::Rollback { name } => change(home, &name, true).await,
-        PluginCommand::Remove { name } => change(home, &name, false).await,
+        PluginCommand::Rollback { name } => change(home, &name, Change::Rollback).await,
+        PluginCommand::Approve { name } => change(home, &name, Change::Approve).await,
+        PluginCommand::Remove { name } => change(home, &name, Change::Remove).await,
         PluginCommand::History { name } => history(home, name.as_deref()).await,
         PluginCommand::Run { plugin, account } => try_sync(home, &plugin, &account).await,
         PluginCommand::Test { plugin, account } => {
@@ -228,6 +283,26 @@ async fn install(home: &Home, file: &Path, signature: Option<&Path>) -> anyhow::
     };
     let lifecycle = home.lifecycle().await?;
     match lifecycle.install(&bytes, signature.as_deref(), "cli").await {
+        Ok(c) if c.action == "pending" => {
+            let waiting = lifecycle
+                .pending()
+                .into_iter()
+                .find(|p| p.plugin == c.plugin);
+            println!(
+                "pending {} {} ({}): it declares endpoints {} {} does not ({}); \
+                 `mailroom plugin approve {}` grants them and makes it current",
+                c.plugin,
+                c.to_version.unwrap_or_default(),
+                c.to_digest.unwrap_or_default(),
+                c.plugin,
+                c.from_version.unwrap_or_default(),
+                waiting
+                    .map(|w| w.new_endpoints.join(", "))
+                    .unwrap_or_default(),
+                c.plugin
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Ok(c) => {
             println!(
                 "installed {} {} ({})",
@@ -262,13 +337,20 @@ async fn sign(home: &Home, file: &Path, key_env: &str) -> anyhow::Result<ExitCod
     Ok(ExitCode::SUCCESS)
 }
 
-/// `rollback` or `remove`: print what changed, or why nothing did (exit 2).
-async fn change(home: &Home, name: &str, rollback: bool) -> anyhow::Result<ExitCode> {
+/// A change to an installed plugin by name.
+enum Change {
+    Rollback,
+    Approve,
+    Remove,
+}
+
+/// `rollback`, `approve` or `remove`: print what changed, or why nothing did (exit 2).
+async fn change(home: &Home, name: &str, change: Change) -> anyhow::Result<ExitCode> {
     let lifecycle = home.lifecycle().await?;
-    let done = if rollback {
-        lifecycle.rollback(name, "cli").await
-    } else {
-        lifecycle.remove(name, "cli").await
+    let done = match change {
+        Change::Rollback => lifecycle.rollback(name, "cli").await,
+        Change::Approve => lifecycle.approve(name, "cli").await,
+        Change::Remove => lifecycle.remove(name, "cli").await,
     };
     match done {
         Ok(c) => {
@@ -309,7 +391,8 @@ async fn history(home: &Home, name: Option<&str>) -> anyhow::Result<ExitCode> {
 }
 
 async fn list(home: &Home) -> anyhow::Result<ExitCode> {
-    let registry = home.registry().await?;
+    let lifecycle = home.lifecycle().await?;
+    let registry = lifecycle.registry();
     let plugins = registry.list();
     if plugins.is_empty() {
         println!("no plugins installed in {}", home.plugins_dir().display());
@@ -322,6 +405,14 @@ async fn list(home: &Home) -> anyhow::Result<ExitCode> {
             d.version,
             d.contract,
             &d.digest[..d.digest.len().min(19)]
+        );
+    }
+    for w in lifecycle.pending() {
+        println!(
+            "{:<16} {:<10} pending approval: new endpoints {}",
+            w.plugin,
+            w.version,
+            w.new_endpoints.join(", ")
         );
     }
     Ok(ExitCode::SUCCESS)
