@@ -1,6 +1,7 @@
 //! A real Dovecot for tests: one instance per test, configured from
 //! `tests/peers/dovecot.conf`, listening on loopback ports of its own
-//! (IMAP with STARTTLS, IMAPS with a certificate from a [`TestCa`], LMTP, and
+//! (IMAP with STARTTLS, IMAPS with a certificate from a [`TestCa`], POP3 with
+//! STLS and POP3S, LMTP, and
 //! submission relaying to a [`crate::postfix::Postfix`] on `relay_port`), with
 //! passwd-file users, OAuth tokens checked at a small introspection endpoint
 //! (XOAUTH2), and Maildir mail under a temp directory. Stopped (SIGTERM to the
@@ -30,6 +31,10 @@ pub struct Dovecot {
     pub lmtp_port: u16,
     /// Submission (STARTTLS), relaying to `relay_port`.
     pub submission_port: u16,
+    /// Plain POP3 (STLS offered).
+    pub pop3_port: u16,
+    /// POP3 over TLS.
+    pub pop3s_port: u16,
     /// Where submission relays to: the port a Postfix for this Dovecot listens on.
     pub relay_port: u16,
     /// The CA its certificate is signed by (`ca_file()` for MAILROOM_EXTRA_CA).
@@ -73,6 +78,7 @@ impl Dovecot {
         let ca = TestCa::new();
         let (imap_port, imaps_port, lmtp_port) = (free_port(), free_port(), free_port());
         let (submission_port, relay_port) = (free_port(), free_port());
+        let (pop3_port, pop3s_port) = (free_port(), free_port());
         let template = std::fs::read_to_string(repo_root().join("tests/peers/dovecot.conf"))
             .expect("tests/peers/dovecot.conf");
         let config = template
@@ -82,6 +88,8 @@ impl Dovecot {
             .replace("@LMTP_PORT@", &lmtp_port.to_string())
             .replace("@SUBMISSION_PORT@", &submission_port.to_string())
             .replace("@RELAY_PORT@", &relay_port.to_string())
+            .replace("@POP3_PORT@", &pop3_port.to_string())
+            .replace("@POP3S_PORT@", &pop3s_port.to_string())
             .replace("@CERT@", &ca.server_cert_file().display().to_string())
             .replace("@KEY@", &ca.server_key_file().display().to_string());
         std::fs::write(dir.path().join("dovecot.conf"), config).expect("dovecot.conf");
@@ -94,6 +102,8 @@ impl Dovecot {
             lmtp_port,
             submission_port,
             relay_port,
+            pop3_port,
+            pop3s_port,
             ca,
             tokens,
         };
@@ -108,6 +118,8 @@ impl Dovecot {
             self.imaps_port,
             self.lmtp_port,
             self.submission_port,
+            self.pop3_port,
+            self.pop3s_port,
         ] {
             while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
                 assert!(
