@@ -364,3 +364,99 @@ async fn with_signatures_required_only_plugins_signed_by_a_trusted_key_are_insta
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upgrade_declaring_new_endpoints_waits_for_an_operator_to_approve_it() {
+    let site = Site::new(Kind::Sqlite).await;
+    let (_, admin) = site.user("ops@corp.test", "admin", true);
+    let (_, member) = site.user("sam@corp.test", "member", true);
+    let server = site.serve_with(&[("MAILROOM_SYNC_INTERVAL", "1")]);
+    let crm = site.crm(&server, admin.unwrap());
+
+    // 1.3.0 declares https://usage.example.com, which 1.0.0 does not: kept,
+    // not made current; 1.0.0 goes on serving.
+    let (code, up) = upload(&crm, &crm.token, plugin_bytes("scripted-wider")).await;
+    assert_eq!(code, 202, "{up}");
+    assert_eq!(
+        (up["action"].as_str(), up["to_version"].as_str()),
+        (Some("pending"), Some("1.3.0")),
+        "{up}"
+    );
+    assert_eq!(version(&crm, "scripted").await.as_deref(), Some("1.0.0"));
+    let (code, waiting) = crm
+        .api
+        .call("GET", "/api/plugins/pending", &crm.token, None)
+        .await;
+    assert_eq!(code, 200, "{waiting}");
+    assert_eq!(
+        waiting[0]["new_endpoints"],
+        json!(["https://usage.example.com"]),
+        "{waiting}"
+    );
+    // The command line and the Plugins page say so too.
+    let listed = site.run(&["plugin", "list"], &[]);
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        listed.contains("1.3.0      pending approval: new endpoints https://usage.example.com"),
+        "{listed}"
+    );
+    let pages = common::Pages::new(&server.base);
+    let cookies = pages.sign_in("ops@corp.test", "/plugins").await;
+    let page = pages.get("/plugins", &cookies).await.text().await.unwrap();
+    assert!(
+        page.contains("Approve scripted 1.3.0 and grant its endpoints"),
+        "{page}"
+    );
+
+    // Members cannot approve; an admin can, and it is current at once.
+    let (code, _) = crm
+        .api
+        .call(
+            "POST",
+            "/api/plugins/scripted/approve",
+            &member.unwrap(),
+            None,
+        )
+        .await;
+    assert_eq!(code, 403);
+    let (code, approved) = crm
+        .api
+        .call("POST", "/api/plugins/scripted/approve", &crm.token, None)
+        .await;
+    assert_eq!(code, 200, "{approved}");
+    assert_eq!(
+        (approved["action"].as_str(), approved["actor"].as_str()),
+        (Some("approve"), Some("ops@corp.test"))
+    );
+    assert_eq!(version(&crm, "scripted").await.as_deref(), Some("1.3.0"));
+    let (code, waiting) = crm
+        .api
+        .call("GET", "/api/plugins/pending", &crm.token, None)
+        .await;
+    assert_eq!((code, waiting), (200, json!([])));
+    let (code, again) = crm
+        .api
+        .call("POST", "/api/plugins/scripted/approve", &crm.token, None)
+        .await;
+    assert_eq!(code, 409, "{again}");
+
+    // The log has both steps; going back to 1.0.0 (which declares less) needs no approval.
+    let (_, log) = crm
+        .api
+        .call("GET", "/api/plugins/changes", &crm.token, None)
+        .await;
+    let actions: Vec<&str> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(&actions[..2], ["approve", "pending"], "{log}");
+    let out = site.run(&["plugin", "rollback", "scripted"], &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    drop(server);
+}

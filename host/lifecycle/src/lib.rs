@@ -14,6 +14,11 @@
 //! fault (traps, timeouts, limits — not a server's typed errors) is rolled
 //! back on its own ([`Lifecycle::guard`]).
 //!
+//! An upgrade that declares an endpoint the version in use does not (a new
+//! host, a new scheme) is not made current: it is kept, recorded as
+//! `pending`, and waits for an operator's [`Lifecycle::approve`]. Until then
+//! the version in use keeps serving, with the grant it had.
+//!
 //! With trusted keys configured ([`Trust`]), a plugin may carry an ed25519
 //! signature over its digest (`FILE.wasm.sig`); with `require_signed`, one
 //! without a trusted signature is refused, whichever way it comes.
@@ -71,7 +76,8 @@ pub struct Change {
     pub at: i64,
     /// Who: a user's email, or `cli` for the command line.
     pub actor: String,
-    /// `install`, `upgrade`, `rollback` or `remove`.
+    /// `install`, `upgrade`, `pending` (an upgrade waiting for approval),
+    /// `approve`, `rollback`, `auto-rollback` or `remove`.
     pub action: String,
     /// The plugin's name.
     pub plugin: String,
@@ -85,6 +91,20 @@ pub struct Change {
     pub to_digest: Option<String>,
     /// The trusted key whose signature the new version carried, if any.
     pub signed_by: Option<String>,
+}
+
+/// An upgrade waiting for an operator's approval (also what
+/// `.versions/NAME/pending` holds, as JSON).
+#[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema)]
+pub struct Pending {
+    /// The plugin's name.
+    pub plugin: String,
+    /// The waiting version.
+    pub version: String,
+    /// Its digest (`sha256:…`).
+    pub digest: String,
+    /// The endpoint templates it declares that the version in use does not.
+    pub new_endpoints: Vec<String>,
 }
 
 /// How many of a new version's first calls, failed by its own fault, roll it back.
@@ -111,6 +131,17 @@ pub fn signature_file(component: &Path) -> PathBuf {
     let mut name = component.as_os_str().to_owned();
     name.push(".sig");
     PathBuf::from(name)
+}
+
+/// The endpoint templates `next` declares that `current` does not.
+fn new_endpoints(current: &Plugin, next: &Plugin) -> Vec<String> {
+    let declared = &current.description().endpoints;
+    next.description()
+        .endpoints
+        .iter()
+        .map(|e| e.template.clone())
+        .filter(|t| !declared.iter().any(|c| &c.template == t))
+        .collect()
 }
 
 /// Delete a file that may not be there.
@@ -149,6 +180,11 @@ impl Lifecycle {
         self.dir.join(format!("{name}.wasm"))
     }
 
+    /// `.versions/NAME/pending`: the upgrade waiting for approval.
+    fn pending_file(&self, name: &str) -> PathBuf {
+        self.dir.join(".versions").join(name).join("pending")
+    }
+
     fn archived_file(&self, name: &str, digest: &str) -> PathBuf {
         let hex = digest.trim_start_matches("sha256:");
         self.dir
@@ -160,6 +196,23 @@ impl Lifecycle {
     /// Keep `bytes` (and its signature) as the current version of
     /// `plugin`, and in the archive.
     fn keep(&self, plugin: &Plugin, bytes: &[u8], signature: Option<&str>) -> std::io::Result<()> {
+        self.archive(plugin, bytes, signature)?;
+        forget(&self.pending_file(plugin.name()))?;
+        let current = self.current_file(plugin.name());
+        match signature {
+            Some(sig) => std::fs::write(signature_file(&current), sig)?,
+            None => forget(&signature_file(&current))?,
+        }
+        replace(&current, bytes)
+    }
+
+    /// Keep `bytes` (and its signature) in the archive only.
+    fn archive(
+        &self,
+        plugin: &Plugin,
+        bytes: &[u8],
+        signature: Option<&str>,
+    ) -> std::io::Result<()> {
         let archived = self.archived_file(plugin.name(), &plugin.description().digest);
         if let Some(parent) = archived.parent() {
             std::fs::create_dir_all(parent)?;
@@ -167,15 +220,10 @@ impl Lifecycle {
         if !archived.is_file() {
             replace(&archived, bytes)?;
         }
-        let current = self.current_file(plugin.name());
-        match signature {
-            Some(sig) => {
-                std::fs::write(signature_file(&archived), sig)?;
-                std::fs::write(signature_file(&current), sig)?;
-            }
-            None => forget(&signature_file(&current))?,
+        if let Some(sig) = signature {
+            std::fs::write(signature_file(&archived), sig)?;
         }
-        replace(&current, bytes)
+        Ok(())
     }
 
     async fn record(
@@ -235,6 +283,38 @@ impl Lifecycle {
     ) -> Result<Change, LifecycleError> {
         let plugin = self.registry.runtime().load(bytes).await?;
         let signed_by = self.trust.check(&plugin.description().digest, signature)?;
+        if action.is_none()
+            && let Some(current) = self.registry.get(plugin.name())
+        {
+            let new_endpoints = new_endpoints(&current, &plugin);
+            if !new_endpoints.is_empty() {
+                self.archive(&plugin, bytes, signature)?;
+                let waiting = Pending {
+                    plugin: plugin.name().to_string(),
+                    version: plugin.version().to_string(),
+                    digest: plugin.description().digest.clone(),
+                    new_endpoints: new_endpoints.clone(),
+                };
+                let json = serde_json::to_vec(&waiting).map_err(std::io::Error::other)?;
+                replace(&self.pending_file(plugin.name()), &json)?;
+                tracing::warn!(
+                    plugin = %plugin.name(),
+                    version = %plugin.version(),
+                    new_endpoints = %new_endpoints.join(", "),
+                    "an upgrade declares endpoints the version in use does not: pending approval"
+                );
+                return self
+                    .record(
+                        actor,
+                        "pending",
+                        plugin.name(),
+                        Some(&current),
+                        Some(&plugin),
+                        signed_by,
+                    )
+                    .await;
+            }
+        }
         self.keep(&plugin, bytes, signature)?;
         let previous = self.registry.put(plugin.clone())?;
         let action = action.unwrap_or(if previous.is_some() {
@@ -266,6 +346,42 @@ impl Lifecycle {
         if change.action == "upgrade"
             && let Some(plugin) = self.registry.get(&change.plugin)
         {
+            self.guard(plugin);
+        }
+        Ok(change)
+    }
+
+    /// The upgrades waiting for approval.
+    pub fn pending(&self) -> Vec<Pending> {
+        self.registry
+            .list()
+            .iter()
+            .filter_map(|p| self.waiting(p.name()))
+            .collect()
+    }
+
+    fn waiting(&self, name: &str) -> Option<Pending> {
+        let text = std::fs::read(self.pending_file(name)).ok()?;
+        serde_json::from_slice(&text).ok()
+    }
+
+    /// Make the upgrade waiting for approval current, granting the endpoints
+    /// it declares. Guarded like any upgrade.
+    pub async fn approve(
+        self: &Arc<Self>,
+        name: &str,
+        actor: &str,
+    ) -> Result<Change, LifecycleError> {
+        let waiting = self.waiting(name).ok_or_else(|| {
+            LifecycleError::Refused(format!("no upgrade of `{name}` is waiting for approval"))
+        })?;
+        let archived = self.archived_file(name, &waiting.digest);
+        let bytes = std::fs::read(&archived)?;
+        let signature = std::fs::read_to_string(signature_file(&archived)).ok();
+        let change = self
+            .make_current(&bytes, signature.as_deref(), actor, Some("approve"))
+            .await?;
+        if let Some(plugin) = self.registry.get(name) {
             self.guard(plugin);
         }
         Ok(change)

@@ -69,11 +69,13 @@ pub fn router(state: AppState) -> Router {
                 .layer(axum::extract::DefaultBodyLimit::max(plugins::FILE_LIMIT)),
         )
         .route("/api/plugins/changes", get(plugins::changes))
+        .route("/api/plugins/pending", get(plugins::pending))
         .route(
             "/api/plugins/{name}",
             axum::routing::delete(plugins::remove),
         )
         .route("/api/plugins/{name}/rollback", post(plugins::rollback))
+        .route("/api/plugins/{name}/approve", post(plugins::approve))
         .route("/api/login", post(auth::login))
         .route("/api/logout", post(auth::logout))
         .route("/api/me", get(auth::me))

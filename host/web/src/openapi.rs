@@ -54,6 +54,8 @@ use crate::{accounts, auth, automations, crm, error, oauth, plugins};
         plugins::rollback,
         plugins::remove,
         plugins::changes,
+        plugins::pending,
+        plugins::approve,
         automations::send_email,
         automations::get_send,
     ),

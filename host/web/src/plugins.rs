@@ -1,11 +1,11 @@
 //! The installed plugins, as operators and the account form see them, and
-//! their lifecycle (install, upgrade, roll back, remove; admins only).
+//! their lifecycle (install, upgrade, approve, roll back, remove; admins only).
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use mailroom_lifecycle::{Change, LifecycleError};
+use mailroom_lifecycle::{Change, LifecycleError, Pending};
 use mailroom_runtime::{Credential, PluginDescription};
 
 use crate::AppState;
@@ -32,10 +32,13 @@ impl From<LifecycleError> for ApiError {
 /// Install a plugin (the component file as the body, any content type), or
 /// upgrade the plugin of the same name, at once (admins only). Its
 /// signature, where it has one, goes in the `X-Mailroom-Signature` header
-/// (base64 ed25519 over its digest; see `mailroom plugin sign`).
+/// (base64 ed25519 over its digest; see `mailroom plugin sign`). An upgrade
+/// that declares endpoints the version in use does not is kept but not made
+/// current: 202, action `pending`, until `POST /api/plugins/{name}/approve`.
 #[utoipa::path(post, path = "/api/plugins", tag = "plugins",
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
-    responses((status = 201, body = Change), (status = 422, body = crate::error::ErrorBody)))]
+    responses((status = 201, body = Change), (status = 202, body = Change),
+        (status = 422, body = crate::error::ErrorBody)))]
 pub async fn install(
     State(s): State<AppState>,
     CurrentUser(user): CurrentUser,
@@ -46,10 +49,36 @@ pub async fn install(
     let signature = headers
         .get("x-mailroom-signature")
         .and_then(|v| v.to_str().ok());
-    Ok((
-        StatusCode::CREATED,
-        Json(s.lifecycle.install(&body, signature, &user.email).await?),
-    ))
+    let change = s.lifecycle.install(&body, signature, &user.email).await?;
+    let status = if change.action == "pending" {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, Json(change)))
+}
+
+/// Make current the upgrade waiting for approval, granting the endpoints it
+/// declares (admins only).
+#[utoipa::path(post, path = "/api/plugins/{name}/approve", params(("name" = String, Path)), tag = "plugins",
+    responses((status = 200, body = Change), (status = 409, body = crate::error::ErrorBody)))]
+pub async fn approve(
+    State(s): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(name): Path<String>,
+) -> Result<Json<Change>, ApiError> {
+    admin(&user)?;
+    Ok(Json(s.lifecycle.approve(&name, &user.email).await?))
+}
+
+/// The upgrades waiting for approval, with the endpoints each would add (admins only).
+#[utoipa::path(get, path = "/api/plugins/pending", tag = "plugins", responses((status = 200, body = Vec<Pending>)))]
+pub async fn pending(
+    State(s): State<AppState>,
+    CurrentUser(user): CurrentUser,
+) -> Result<Json<Vec<Pending>>, ApiError> {
+    admin(&user)?;
+    Ok(Json(s.lifecycle.pending()))
 }
 
 /// Go back to the version the current one replaced (admins only).

@@ -411,7 +411,16 @@ impl Guest for Scripted {
                     ..field("password", "Password", "Never read by this plugin")
                 },
             ],
-            endpoints: Vec::<Endpoint>::new(),
+            // A version built with MAILROOM_PLUGIN_ENDPOINT declares one
+            // endpoint the others do not: an upgrade that waits for approval.
+            endpoints: option_env!("MAILROOM_PLUGIN_ENDPOINT")
+                .map(|template| Endpoint {
+                    template: template.into(),
+                    purpose: "Reporting usage (a test of upgrades that widen the grant)".into(),
+                    credential: None,
+                })
+                .into_iter()
+                .collect(),
         }
     }
 

@@ -60,6 +60,7 @@ pub(crate) fn routes() -> Router<AppState> {
                 .layer(DefaultBodyLimit::max(crate::plugins::FILE_LIMIT)),
         )
         .route("/plugins/{name}/rollback", post(plugins::rollback))
+        .route("/plugins/{name}/approve", post(plugins::approve))
         .route("/plugins/{name}/remove", post(plugins::remove))
         .route(
             "/assets/app.css",

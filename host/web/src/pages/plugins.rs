@@ -1,7 +1,8 @@
 //! The operators' Plugins page: every installed plugin with its version,
 //! contract, digest, declared endpoints and what of them is granted, and
 //! its health since it was loaded; installing or upgrading a plugin from a
-//! file, rolling one back and removing one, each taking effect at once
+//! file, approving an upgrade that waits because it declares new endpoints,
+//! rolling one back and removing one, each taking effect at once
 //! (runs under way finish on the version they started with); and the log
 //! of every change. Admins only.
 
@@ -33,6 +34,8 @@ struct PluginRow {
     errors: u64,
     denials: u64,
     last_error: Option<String>,
+    /// An upgrade waiting for approval: its version and the endpoints it adds.
+    pending: Option<(String, String)>,
 }
 
 /// One line of the change log.
@@ -94,6 +97,7 @@ async fn show(
         .into_iter()
         .map(ChangeRow::from)
         .collect();
+    let waiting = s.lifecycle.pending();
     let plugins = s
         .registry
         .list()
@@ -120,6 +124,10 @@ async fn show(
                 errors: health.errors,
                 denials: health.denials,
                 last_error: health.last_error,
+                pending: waiting
+                    .iter()
+                    .find(|w| w.plugin == d.name)
+                    .map(|w| (w.version.clone(), w.new_endpoints.join(", "))),
             }
         })
         .collect();
@@ -233,6 +241,18 @@ async fn outcome(
                     c.to_version.unwrap_or_default()
                 ),
                 "remove" => format!("Removed {}.", c.plugin),
+                "pending" => format!(
+                    "{} {} declares endpoints {} does not: it waits for your approval below; {} keeps serving.",
+                    c.plugin,
+                    c.to_version.unwrap_or_default(),
+                    c.from_version.clone().unwrap_or_default(),
+                    c.from_version.unwrap_or_default()
+                ),
+                "approve" => format!(
+                    "Approved {} {}: its endpoints are granted and new runs use it now.",
+                    c.plugin,
+                    c.to_version.unwrap_or_default()
+                ),
                 _ => format!(
                     "Installed {} {}.",
                     c.plugin,
@@ -264,6 +284,19 @@ pub(crate) async fn rollback(
     admin(&viewer)?;
     viewer.check(&f.csrf)?;
     let done = s.lifecycle.rollback(&name, &viewer.user.email).await;
+    outcome(&s, &viewer, done).await
+}
+
+/// Approve the upgrade waiting because it declares new endpoints.
+pub(crate) async fn approve(
+    State(s): State<AppState>,
+    viewer: Viewer,
+    Path(name): Path<String>,
+    Form(f): Form<Confirmed>,
+) -> Result<Response, PageError> {
+    admin(&viewer)?;
+    viewer.check(&f.csrf)?;
+    let done = s.lifecycle.approve(&name, &viewer.user.email).await;
     outcome(&s, &viewer, done).await
 }
 
