@@ -57,6 +57,17 @@ pub fn median(mut v: Vec<f64>) -> f64 {
     v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
 
+/// The `p`-th percentile (0–100) of some measurements, nearest rank.
+pub fn percentile(values: &[f64], p: f64) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
+    v[rank.clamp(1, v.len()) - 1]
+}
+
 /// The corpus message with its own identity: unique Message-ID, a contact as
 /// sender, `to` as recipient (the originals' lines for these dropped).
 pub fn restamp(raw: &[u8], n: usize, to: &str) -> Vec<u8> {

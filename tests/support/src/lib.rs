@@ -61,6 +61,36 @@ pub fn plugin_bytes(name: &str) -> Vec<u8> {
     std::fs::read(plugin(name)).expect("reading a built plugin")
 }
 
+/// Build `n` of a plugin: its component with a custom section
+/// `mailroom-build` = `n` appended. It behaves as the plugin does, but its
+/// digest is its own, so the host compiles, checks and swaps it in as a
+/// new version (as it would a rebuild from changed source).
+pub fn plugin_build(name: &str, n: u32) -> Vec<u8> {
+    let mut bytes = plugin_bytes(name);
+    let section_name = b"mailroom-build";
+    let payload = n.to_string().into_bytes();
+    let mut body = leb128(section_name.len());
+    body.extend_from_slice(section_name);
+    body.extend_from_slice(&payload);
+    bytes.push(0); // a custom section
+    bytes.extend(leb128(body.len()));
+    bytes.extend(body);
+    bytes
+}
+
+fn leb128(mut n: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(byte);
+            return out;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
 /// A certificate authority made for one test, with a server certificate for
 /// `localhost` and `127.0.0.1`, and the CA written to a PEM file.
 pub struct TestCa {
