@@ -25,6 +25,7 @@ lint: setup
 	cd plugins && cargo fmt --all --check
 	cargo clippy --workspace --all-targets --quiet -- -D warnings
 	cd plugins && CARGO_TARGET_DIR=$(CARGO_TARGET_DIR)/plugins cargo clippy --quiet --target wasm32-wasip2 -- -D warnings
+	cd plugins && CARGO_TARGET_DIR=$(CARGO_TARGET_DIR)/plugins cargo clippy --quiet --target wasm32-wasip2 -p mailroom-plugin-sdk --features contract -- -D warnings
 
 test: plugins plugins-debian lint
 	cd plugins && CARGO_TARGET_DIR=$(CARGO_TARGET_DIR)/plugins-native cargo test --quiet -p mailroom-plugin-sdk -p imap -p gmail -p microsoft365 -p exchange -p lexicon-sentiment

@@ -124,7 +124,7 @@ async fn fifty_accounts_sync_through_ten_upgrades_and_a_rollback_without_loss() 
     for (i, want) in expected.iter().enumerate() {
         let record = format!("/api/contacts/{}", contacts[i]);
         let final_subject = format!("final a{i}");
-        crm.wait_for_subject(&record, &final_subject, || String::new())
+        crm.wait_for_subject(&record, &final_subject, String::new)
             .await;
         let got: BTreeSet<String> = crm.subjects_once(&record).await.into_iter().collect();
         assert_eq!(&got, want, "account {i}");
