@@ -1,12 +1,12 @@
-//! `mailroom plugin test`: the conformance suite passes the IMAP plugin on a
-//! real Dovecot and the Gmail and Exchange plugins on their emulators, and
+//! `mailroom plugin test`: the conformance suite passes the IMAP and POP3
+//! plugins on a real Dovecot and the Gmail and Exchange plugins on their emulators, and
 //! catches plugins that break the contract's obligations.
 
 mod common;
 
 use std::process::Command;
 
-use common::{KEY, letter, now};
+use common::{KEY, build_pop3, letter, now};
 use mailroom_test_support::dovecot::Dovecot;
 use mailroom_test_support::plugin;
 
@@ -111,6 +111,39 @@ fn the_imap_plugin_meets_every_obligation_on_dovecot() {
         ],
         &[
             ("IMAP_PASSWORD", PASSWORD),
+            ("MAILROOM_EXTRA_CA", dovecot.ca.ca_file().to_str().unwrap()),
+        ],
+    );
+    all_met(code, &report);
+    assert!(report.contains("130 messages in 6 pages"), "{report}");
+}
+
+#[test]
+fn the_pop3_plugin_built_from_python_meets_every_obligation_on_dovecot() {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = build_pop3(dir.path());
+    let dovecot = Dovecot::start();
+    dovecot.add_user(MAILBOX, PASSWORD);
+    dovecot.seed(MAILBOX, "INBOX", &notes(MAILBOX, 130));
+    let port = dovecot.pop3s_port.to_string();
+    let (code, report) = suite(
+        &[
+            wasm.to_str().unwrap(),
+            "--address",
+            MAILBOX,
+            "--set",
+            "pop3_host=localhost",
+            "--set",
+            &format!("pop3_port={port}"),
+            "--set",
+            "batch_size=25",
+            "--secret-env",
+            "password=POP3_PASSWORD",
+            "--grant-private",
+            "127.0.0.0/8",
+        ],
+        &[
+            ("POP3_PASSWORD", PASSWORD),
             ("MAILROOM_EXTRA_CA", dovecot.ca.ca_file().to_str().unwrap()),
         ],
     );

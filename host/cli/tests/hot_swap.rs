@@ -12,7 +12,7 @@ use common::{Site, letter, now};
 use mailroom_test_support::db::Kind;
 use mailroom_test_support::dovecot::Dovecot;
 use mailroom_test_support::plugin_build;
-use serde_json::{Value, json};
+use serde_json::json;
 
 const ACCOUNTS: usize = 50;
 const SEEDED: usize = 10;
@@ -25,21 +25,6 @@ fn mailbox(i: usize) -> String {
 
 fn contact(i: usize) -> String {
     format!("c{i}@x.test")
-}
-
-/// POST a component to `/api/plugins`; the status and the change.
-async fn upload(crm: &common::Crm, bytes: Vec<u8>) -> (u16, Value) {
-    let res = crm
-        .api
-        .http
-        .post(format!("{}/api/plugins", crm.api.base))
-        .bearer_auth(&crm.token)
-        .body(bytes)
-        .send()
-        .await
-        .unwrap();
-    let code = res.status().as_u16();
-    (code, res.json().await.unwrap_or(Value::Null))
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -102,7 +87,7 @@ async fn fifty_accounts_sync_through_ten_upgrades_and_a_rollback_without_loss() 
                 &mut expected[i],
             );
         }
-        let (code, change) = upload(&crm, plugin_build("imap", k)).await;
+        let (code, change) = crm.upload_plugin(&crm.token, plugin_build("imap", k)).await;
         assert_eq!(code, 201, "{change}");
         assert_eq!(change["action"], "upgrade", "{change}");
         tokio::time::sleep(Duration::from_millis(700)).await;

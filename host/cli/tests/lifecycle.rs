@@ -21,22 +21,6 @@ async fn version(crm: &common::Crm, name: &str) -> Option<String> {
         .map(|p| p["version"].as_str().unwrap_or_default().to_string())
 }
 
-/// POST a component file to `/api/plugins` with `token`.
-async fn upload(crm: &common::Crm, token: &str, bytes: Vec<u8>) -> (u16, Value) {
-    let res = crm
-        .api
-        .http
-        .post(format!("{}/api/plugins", crm.api.base))
-        .bearer_auth(token)
-        .header("content-type", "application/wasm")
-        .body(bytes)
-        .send()
-        .await
-        .unwrap();
-    let code = res.status().as_u16();
-    (code, res.json().await.unwrap_or(Value::Null))
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn plugins_are_upgraded_rolled_back_and_removed_while_the_server_runs() {
     let site = Site::new(Kind::Sqlite).await;
@@ -64,15 +48,21 @@ async fn plugins_are_upgraded_rolled_back_and_removed_while_the_server_runs() {
     crm.synced_after(account, now() - 1).await;
 
     // Upgrade through the API (admins only; a broken file changes nothing).
-    let (code, _) = upload(&crm, &member, plugin_bytes("scripted-next")).await;
+    let (code, _) = crm
+        .upload_plugin(&member, plugin_bytes("scripted-next"))
+        .await;
     assert_eq!(code, 403);
-    let (code, err) = upload(&crm, &crm.token, b"not a component".to_vec()).await;
+    let (code, err) = crm
+        .upload_plugin(&crm.token, b"not a component".to_vec())
+        .await;
     assert_eq!(code, 422, "{err}");
     assert!(
         err["error"].as_str().unwrap().contains("unchanged"),
         "{err}"
     );
-    let (code, up) = upload(&crm, &crm.token, plugin_bytes("scripted-next")).await;
+    let (code, up) = crm
+        .upload_plugin(&crm.token, plugin_bytes("scripted-next"))
+        .await;
     assert_eq!(code, 201, "{up}");
     assert_eq!(
         (
@@ -135,9 +125,11 @@ async fn plugins_are_upgraded_rolled_back_and_removed_while_the_server_runs() {
             .contains("disconnect them first"),
         "{err}"
     );
-    let (code, _) = upload(&crm, &crm.token, plugin_bytes("other-contract")).await;
+    let (code, _) = crm
+        .upload_plugin(&crm.token, plugin_bytes("other-contract"))
+        .await;
     assert_eq!(code, 422, "another contract is refused");
-    let (code, _) = upload(&crm, &crm.token, plugin_bytes("hostile")).await;
+    let (code, _) = crm.upload_plugin(&crm.token, plugin_bytes("hostile")).await;
     assert_eq!(code, 201);
     let (code, gone) = crm
         .api
@@ -218,7 +210,9 @@ async fn a_new_version_whose_first_calls_fail_is_rolled_back_on_its_own() {
     crm.synced_after(account, now() - 1).await;
 
     // 1.2.0 panics in every sync: its first calls fail, and it goes.
-    let (code, up) = upload(&crm, &crm.token, plugin_bytes("scripted-broken")).await;
+    let (code, up) = crm
+        .upload_plugin(&crm.token, plugin_bytes("scripted-broken"))
+        .await;
     assert_eq!(code, 201, "{up}");
     assert_eq!(up["to_version"], "1.2.0");
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -289,7 +283,9 @@ async fn with_signatures_required_only_plugins_signed_by_a_trusted_key_are_insta
     );
 
     // Unsigned, or signed by a key nobody trusts: refused.
-    let (code, err) = upload(&crm, &crm.token, plugin_bytes("scripted-next")).await;
+    let (code, err) = crm
+        .upload_plugin(&crm.token, plugin_bytes("scripted-next"))
+        .await;
     assert_eq!(code, 422, "{err}");
     assert!(
         err["error"]
@@ -375,7 +371,9 @@ async fn an_upgrade_declaring_new_endpoints_waits_for_an_operator_to_approve_it(
 
     // 1.3.0 declares https://usage.example.com, which 1.0.0 does not: kept,
     // not made current; 1.0.0 goes on serving.
-    let (code, up) = upload(&crm, &crm.token, plugin_bytes("scripted-wider")).await;
+    let (code, up) = crm
+        .upload_plugin(&crm.token, plugin_bytes("scripted-wider"))
+        .await;
     assert_eq!(code, 202, "{up}");
     assert_eq!(
         (up["action"].as_str(), up["to_version"].as_str()),

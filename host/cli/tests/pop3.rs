@@ -1,103 +1,21 @@
 //! The POP3 plugin — Python, built from `plugins/pop3` by `mailroom plugin
 //! build` as a third party would build theirs — against Dovecot's POP3
-//! service: it meets every obligation of `mailroom plugin test`, and through
-//! `mailroom serve` it backfills, picks up new mail by UIDL, drops deleted
-//! mail, and puts it all on the contacts' and deals' timelines.
+//! service, through `mailroom serve`: it backfills, picks up new mail by
+//! UIDL, drops deleted mail, and puts it all on the contacts' and deals'
+//! timelines. (Its conformance run is in `conformance.rs`.)
 
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use common::{KEY, Site, letter, now};
+use common::{Site, build_pop3, letter, now};
 use mailroom_test_support::db::Kind;
 use mailroom_test_support::dovecot::Dovecot;
-use mailroom_test_support::repo_root;
 use serde_json::json;
 
 const ANN: &str = "ann@corp.test";
 const PASSWORD: &str = "Pop3-Passw0rd-Secret-5521";
 const DAY: i64 = 86_400;
-
-/// `mailroom plugin build plugins/pop3` into `dir`; the component.
-fn build_pop3(dir: &Path) -> PathBuf {
-    let out = dir.join("pop3.wasm");
-    let run = Command::new(env!("CARGO_BIN_EXE_mailroom"))
-        .args(["plugin", "build"])
-        .arg(repo_root().join("plugins/pop3"))
-        .arg("--out")
-        .arg(&out)
-        .env("MAILROOM_HOME", dir)
-        .output()
-        .expect("mailroom runs");
-    assert!(
-        run.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&run.stdout),
-        String::from_utf8_lossy(&run.stderr)
-    );
-    out
-}
-
-#[test]
-fn the_pop3_plugin_meets_every_obligation_on_dovecot() {
-    let dir = tempfile::tempdir().unwrap();
-    let wasm = build_pop3(dir.path());
-    let dovecot = Dovecot::start();
-    dovecot.add_user(ANN, PASSWORD);
-    let t = now();
-    let notes: Vec<_> = (0..130)
-        .map(|i| {
-            let at = t - 3600 - i * 7200;
-            (letter("bob@x.test", ANN, &format!("Note {i}"), at), at)
-        })
-        .collect();
-    dovecot.seed(ANN, "INBOX", &notes);
-    let out = Command::new(env!("CARGO_BIN_EXE_mailroom"))
-        .args(["plugin", "test"])
-        .arg(&wasm)
-        .args(["--address", ANN, "--set", "pop3_host=localhost"])
-        .args(["--set", &format!("pop3_port={}", dovecot.pop3s_port)])
-        .args([
-            "--set",
-            "batch_size=25",
-            "--secret-env",
-            "password=POP3_PASSWORD",
-        ])
-        .args(["--grant-private", "127.0.0.0/8"])
-        .env("MAILROOM_HOME", dir.path())
-        .env("MAILROOM_SECRET_KEY", KEY)
-        .env("POP3_PASSWORD", PASSWORD)
-        .env("MAILROOM_EXTRA_CA", dovecot.ca.ca_file())
-        .output()
-        .expect("mailroom runs");
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(out.status.code(), Some(0), "{report}");
-    for obligation in [
-        "info",
-        "verify",
-        "verify-wrong-secret",
-        "backfill",
-        "paging-idempotent",
-        "resume",
-        "incremental",
-        "errors-typed",
-        "declared-endpoints-only",
-        "limits",
-    ] {
-        let line = report
-            .lines()
-            .find(|l| l.split_whitespace().nth(1) == Some(obligation))
-            .unwrap_or_else(|| panic!("no {obligation} in {report}"));
-        assert!(line.trim_start().starts_with("ok "), "{line}\n{report}");
-    }
-    assert!(report.contains("130 messages in 6 pages"), "{report}");
-}
 
 #[tokio::test]
 async fn pop3_backfill_incremental_by_uidl_and_deletions_on_the_timelines() {

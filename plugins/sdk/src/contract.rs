@@ -32,6 +32,19 @@ pub use bindings::export_provider;
 use bindings::mailroom::provider::net::{Connection, NetError, SecretEncoding, Security};
 use bindings::mailroom::provider::types::{ConfigError, ProviderError};
 
+/// The account's setting `name`, trimmed; `None` when absent or empty.
+pub fn setting<'a>(
+    account: &'a bindings::exports::mailroom::provider::provider::Account,
+    name: &str,
+) -> Option<&'a str> {
+    account
+        .settings
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.trim())
+        .filter(|v| !v.is_empty())
+}
+
 /// `bad-config`: the account field `field` is wrong, and why.
 pub fn bad_config(field: &str, why: impl Into<String>) -> ProviderError {
     ProviderError::BadConfig(ConfigError {

@@ -70,6 +70,26 @@ pub fn seed_mailbox(
     recent
 }
 
+/// `mailroom plugin build plugins/pop3` (componentize-py) into `dir`: the component.
+pub fn build_pop3(dir: &Path) -> PathBuf {
+    let out = dir.join("pop3.wasm");
+    let run = Command::new(env!("CARGO_BIN_EXE_mailroom"))
+        .args(["plugin", "build"])
+        .arg(mailroom_test_support::repo_root().join("plugins/pop3"))
+        .arg("--out")
+        .arg(&out)
+        .env("MAILROOM_HOME", dir)
+        .output()
+        .expect("mailroom runs");
+    assert!(
+        run.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    out
+}
+
 pub const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 pub const LOGIN_PASSWORD: &str = "login-pw-Secret-42";
 
@@ -284,6 +304,22 @@ pub struct Crm {
 }
 
 impl Crm {
+    /// POST a component file to `/api/plugins` as `token`: the status and the answer.
+    pub async fn upload_plugin(&self, token: &str, bytes: Vec<u8>) -> (u16, Value) {
+        let res = self
+            .api
+            .http
+            .post(format!("{}/api/plugins", self.api.base))
+            .bearer_auth(token)
+            .header("content-type", "application/wasm")
+            .body(bytes)
+            .send()
+            .await
+            .unwrap();
+        let code = res.status().as_u16();
+        (code, res.json().await.unwrap_or(Value::Null))
+    }
+
     pub async fn post(&self, path: &str, body: Value) -> Value {
         let (code, v) = self.api.call("POST", path, &self.token, Some(body)).await;
         assert!(code == 201 || code == 200, "{path}: {code} {v}");

@@ -274,6 +274,31 @@ async fn outcome(
     }
 }
 
+/// A change to one installed plugin, asked for by a form.
+enum Act {
+    Rollback,
+    Approve,
+    Remove,
+}
+
+async fn act(
+    s: AppState,
+    viewer: Viewer,
+    name: String,
+    form: Confirmed,
+    act: Act,
+) -> Result<Response, PageError> {
+    admin(&viewer)?;
+    viewer.check(&form.csrf)?;
+    let actor = &viewer.user.email;
+    let done = match act {
+        Act::Rollback => s.lifecycle.rollback(&name, actor).await,
+        Act::Approve => s.lifecycle.approve(&name, actor).await,
+        Act::Remove => s.lifecycle.remove(&name, actor).await,
+    };
+    outcome(&s, &viewer, done).await
+}
+
 /// Roll a plugin back to the version its current one replaced.
 pub(crate) async fn rollback(
     State(s): State<AppState>,
@@ -281,10 +306,7 @@ pub(crate) async fn rollback(
     Path(name): Path<String>,
     Form(f): Form<Confirmed>,
 ) -> Result<Response, PageError> {
-    admin(&viewer)?;
-    viewer.check(&f.csrf)?;
-    let done = s.lifecycle.rollback(&name, &viewer.user.email).await;
-    outcome(&s, &viewer, done).await
+    act(s, viewer, name, f, Act::Rollback).await
 }
 
 /// Approve the upgrade waiting because it declares new endpoints.
@@ -294,10 +316,7 @@ pub(crate) async fn approve(
     Path(name): Path<String>,
     Form(f): Form<Confirmed>,
 ) -> Result<Response, PageError> {
-    admin(&viewer)?;
-    viewer.check(&f.csrf)?;
-    let done = s.lifecycle.approve(&name, &viewer.user.email).await;
-    outcome(&s, &viewer, done).await
+    act(s, viewer, name, f, Act::Approve).await
 }
 
 /// Remove a plugin no account uses.
@@ -307,8 +326,5 @@ pub(crate) async fn remove(
     Path(name): Path<String>,
     Form(f): Form<Confirmed>,
 ) -> Result<Response, PageError> {
-    admin(&viewer)?;
-    viewer.check(&f.csrf)?;
-    let done = s.lifecycle.remove(&name, &viewer.user.email).await;
-    outcome(&s, &viewer, done).await
+    act(s, viewer, name, f, Act::Remove).await
 }

@@ -9,7 +9,7 @@ use mailroom_plugin_sdk::contract::bindings::exports::mailroom::provider::provid
 };
 use mailroom_plugin_sdk::contract::bindings::mailroom::provider::net::{SecretEncoding, Security};
 use mailroom_plugin_sdk::contract::bindings::mailroom::provider::types::ProviderError;
-use mailroom_plugin_sdk::contract::{Stream, auth_failed, bad_config};
+use mailroom_plugin_sdk::contract::{Stream, auth_failed, bad_config, setting};
 use mailroom_plugin_sdk::cursor;
 
 /// The plugin.
@@ -19,15 +19,6 @@ struct Plugin;
 #[derive(serde::Serialize, serde::Deserialize, Default)]
 struct Position {
     handed_over: u64,
-}
-
-fn setting<'a>(account: &'a Account, name: &str) -> Option<&'a str> {
-    account
-        .settings
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.trim())
-        .filter(|v| !v.is_empty())
 }
 
 /// Your service: sign in over TLS with a line-based protocol.
