@@ -82,7 +82,7 @@ fn check_refuses_what_is_not_a_provider_plugin_in_one_line() {
         (core.as_path(), "a core WebAssembly module, not a component"),
         (
             future.as_path(),
-            "implements mailroom:provider@2.0.0, but this host speaks mailroom:provider@1.0.0",
+            "implements mailroom:provider@3.0.0, but this host speaks mailroom:provider@1.0.0 (1.x) and mailroom:provider@2.0.0 (2.x)",
         ),
         (Path::new("/nonexistent.wasm"), "No such file"),
     ] {

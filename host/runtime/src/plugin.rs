@@ -3,9 +3,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use mailroom_contract::v1::PluginPre;
 use mailroom_contract::v1::provider::{Credential, Endpoint, Field, PluginInfo};
-use mailroom_contract::{CONTRACT_V1, PROVIDER_INTERFACE_V1};
+use mailroom_contract::{CONTRACT_V1, CONTRACT_V2, PROVIDER_INTERFACE_V1, PROVIDER_INTERFACE_V2};
+use mailroom_contract::{v1, v2};
 use mailroom_policy::{HOST_VALUES, OperatorGrant, Secrets, Template};
 use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
@@ -37,13 +37,25 @@ pub struct PluginDescription {
     pub endpoints: Vec<Endpoint>,
     /// The interfaces it imports.
     pub imports: Vec<String>,
+    /// Whether it can tell the host of new mail as it arrives (2.x `push`;
+    /// always false for 1.x).
+    pub push: bool,
+}
+
+/// A plugin ready to instantiate, with the binding of its contract's major
+/// version (one binding per major).
+pub(crate) enum Pre {
+    /// `mailroom:provider@1.x`.
+    V1(v1::PluginPre<RunState>),
+    /// `mailroom:provider@2.x`.
+    V2(v2::PluginPre<RunState>),
 }
 
 /// A plugin version ready to run.
 pub struct Plugin {
     pub(crate) description: PluginDescription,
     pub(crate) templates: Vec<Template>,
-    pub(crate) pre: PluginPre<RunState>,
+    pub(crate) pre: Pre,
     pub(crate) health: Arc<Health>,
 }
 
@@ -76,11 +88,16 @@ impl Runtime {
     pub async fn load(self: &Arc<Self>, bytes: &[u8]) -> Result<Arc<Plugin>, LoadError> {
         let (component, digest) = self.compile(bytes)?;
         let (contract, imports) = self.inspect(&component)?;
-        let pre = self
+        let instance = self
             .linker
             .instantiate_pre(&component)
-            .and_then(PluginPre::new)
             .map_err(|e| LoadError::Link(first_line(&e)))?;
+        let pre = if contract.starts_with("mailroom:provider@2") {
+            v2::PluginPre::new(instance).map(Pre::V2)
+        } else {
+            v1::PluginPre::new(instance).map(Pre::V1)
+        }
+        .map_err(|e| LoadError::Link(first_line(&e)))?;
         // Instantiate once, before anything is known of it but its exports,
         // and ask it what it is.
         let probe = Plugin {
@@ -93,12 +110,13 @@ impl Runtime {
                 fields: vec![],
                 endpoints: vec![],
                 imports,
+                push: false,
             },
             templates: vec![],
             pre,
             health: Arc::default(),
         };
-        let info = self.call_info(&probe).await?;
+        let (info, push) = self.call_info(&probe).await?;
         let templates = validate(&info)?;
         let Plugin {
             description, pre, ..
@@ -110,6 +128,7 @@ impl Runtime {
                 description: info.description,
                 fields: info.fields,
                 endpoints: info.endpoints,
+                push,
                 ..description
             },
             templates,
@@ -152,7 +171,7 @@ impl Runtime {
             .collect();
         let contract = match exports
             .iter()
-            .find(|e| e.starts_with(PROVIDER_INTERFACE_V1))
+            .find(|e| e.starts_with(PROVIDER_INTERFACE_V1) || e.starts_with(PROVIDER_INTERFACE_V2))
         {
             Some(export) => export.replace("/provider@", "@"),
             None => {
@@ -161,7 +180,7 @@ impl Runtime {
                     .find(|e| e.starts_with("mailroom:provider/provider@"));
                 return Err(LoadError::WrongContract(match other {
                     Some(e) => format!(
-                        "implements {}, but this host speaks {CONTRACT_V1} (1.x)",
+                        "implements {}, but this host speaks {CONTRACT_V1} (1.x) and {CONTRACT_V2} (2.x)",
                         e.replace("/provider@", "@")
                     ),
                     None => format!(
@@ -178,8 +197,9 @@ impl Runtime {
         Ok((contract, imports))
     }
 
-    /// Instantiate once, with no account and no grants, and ask for `info`.
-    async fn call_info(self: &Arc<Self>, plugin: &Plugin) -> Result<PluginInfo, LoadError> {
+    /// Instantiate once, with no account and no grants, and ask for `info`
+    /// (and, of a 2.x plugin, whether it can push).
+    async fn call_info(self: &Arc<Self>, plugin: &Plugin) -> Result<(PluginInfo, bool), LoadError> {
         let account = AccountInput {
             id: "load-check".into(),
             address: String::new(),
@@ -193,7 +213,7 @@ impl Runtime {
         let mut run = Run::new(self, plugin, &account, &grant)
             .await
             .map_err(|e| LoadError::InfoFailed(e.to_string()))?;
-        run.info()
+        run.describe()
             .await
             .map_err(|e| LoadError::InfoFailed(e.to_string()))
     }

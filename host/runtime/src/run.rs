@@ -4,11 +4,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mailroom_contract::v1::Plugin as Bindings;
 use mailroom_contract::v1::provider::{
     Account, Credential, Outgoing, Page, PluginInfo, ProviderError, Window,
 };
 use mailroom_contract::v1::types::ConfigError;
+use mailroom_contract::{v1, v2, v2_info};
 use mailroom_http::{HttpHooks, basic_credential, bearer_credential};
 use mailroom_net::{Audit, ConnectionBudget, NetCtx};
 use mailroom_policy::{
@@ -24,7 +24,7 @@ use crate::cache::first_line;
 use crate::engine::{EPOCH_TICK, Limits, Runtime};
 use crate::error::CallError;
 use crate::health::Health;
-use crate::plugin::Plugin;
+use crate::plugin::{Plugin, Pre};
 use crate::state::{Captured, MemoryLimiter, RunState};
 
 /// How much of a plugin's stdout/stderr is kept.
@@ -41,6 +41,12 @@ pub struct AccountInput {
     pub settings: BTreeMap<String, String>,
     /// Secrets by field name; never passed into the plugin.
     pub secrets: Secrets,
+}
+
+/// A live instance's exports, by the major version of its contract.
+enum Bindings {
+    V1(v1::Plugin),
+    V2(v2::Plugin),
 }
 
 /// A live instance for one account. Drop it to end the run.
@@ -126,10 +132,13 @@ impl Run {
         store.limiter(|s| &mut s.limiter);
         store.epoch_deadline_trap();
         store.set_epoch_deadline(deadline_ticks(limits.call_timeout));
-        let instantiate = plugin
-            .pre
-            .instantiate_async(&mut store)
-            .instrument(span.clone());
+        let instantiate = async {
+            match &plugin.pre {
+                Pre::V1(pre) => pre.instantiate_async(&mut store).await.map(Bindings::V1),
+                Pre::V2(pre) => pre.instantiate_async(&mut store).await.map(Bindings::V2),
+            }
+        }
+        .instrument(span.clone());
         let bindings = match tokio::time::timeout(limits.call_timeout, instantiate).await {
             Ok(Ok(b)) => b,
             Ok(Err(e)) => {
@@ -172,14 +181,30 @@ impl Run {
 
     /// `info()`.
     pub async fn info(&mut self) -> Result<PluginInfo, CallError> {
+        Ok(self.describe().await?.0)
+    }
+
+    /// `info()`, and whether the plugin can push (2.x; false for 1.x).
+    pub async fn describe(&mut self) -> Result<(PluginInfo, bool), CallError> {
         self.prepare()?;
-        let call = self
-            .bindings
-            .mailroom_provider_provider()
-            .call_info(&mut self.store);
-        let out = guard(self.limits.call_timeout, &self.span, call).await;
+        let out = match &self.bindings {
+            Bindings::V1(b) => {
+                let call = b.mailroom_provider_provider().call_info(&mut self.store);
+                guard(self.limits.call_timeout, &self.span, call)
+                    .await
+                    .map(|r| r.map(|info| (info, false)))
+            }
+            Bindings::V2(b) => {
+                let call = b
+                    .mailroom_provider2_0_0_provider()
+                    .call_info(&mut self.store);
+                guard(self.limits.call_timeout, &self.span, call)
+                    .await
+                    .map(|r| r.map(v2_info))
+            }
+        };
         let settled = self.settle(out);
-        let info = self.tally(settled)?;
+        let (info, push) = self.tally(settled)?;
         let size = info.name.len()
             + info.version.len()
             + info.description.len()
@@ -189,17 +214,27 @@ impl Run {
                 .map(|f| f.name.len() + f.label.len() + f.help.len())
                 .sum::<usize>();
         self.check_size(size)?;
-        Ok(info)
+        Ok((info, push))
     }
 
     /// `verify(account)`: sign in once.
     pub async fn verify(&mut self) -> Result<(), CallError> {
         self.prepare()?;
-        let call = self
-            .bindings
-            .mailroom_provider_provider()
-            .call_verify(&mut self.store, &self.account);
-        let out = guard(self.limits.call_timeout, &self.span, call).await;
+        let out = match &self.bindings {
+            Bindings::V1(b) => {
+                let call = b
+                    .mailroom_provider_provider()
+                    .call_verify(&mut self.store, &self.account);
+                guard(self.limits.call_timeout, &self.span, call).await
+            }
+            Bindings::V2(b) => {
+                let account = (&self.account).into();
+                let call = b
+                    .mailroom_provider2_0_0_provider()
+                    .call_verify(&mut self.store, &account);
+                guard(self.limits.call_timeout, &self.span, call).await
+            }
+        };
         let settled = self
             .settle(out)
             .and_then(|r| r.map_err(CallError::Provider));
@@ -209,11 +244,21 @@ impl Run {
     /// `open(account)`: sign in and keep the session for `sync`.
     pub async fn open(&mut self) -> Result<(), CallError> {
         self.prepare()?;
-        let call = self
-            .bindings
-            .mailroom_provider_provider()
-            .call_open(&mut self.store, &self.account);
-        let out = guard(self.limits.call_timeout, &self.span, call).await;
+        let out = match &self.bindings {
+            Bindings::V1(b) => {
+                let call = b
+                    .mailroom_provider_provider()
+                    .call_open(&mut self.store, &self.account);
+                guard(self.limits.call_timeout, &self.span, call).await
+            }
+            Bindings::V2(b) => {
+                let account = (&self.account).into();
+                let call = b
+                    .mailroom_provider2_0_0_provider()
+                    .call_open(&mut self.store, &account);
+                guard(self.limits.call_timeout, &self.span, call).await
+            }
+        };
         let settled = self
             .settle(out)
             .and_then(|r| r.map_err(CallError::Provider));
@@ -221,39 +266,96 @@ impl Run {
         Ok(())
     }
 
+    fn session(&self) -> Result<ResourceAny, CallError> {
+        self.session
+            .ok_or_else(|| CallError::Ended("no session: call open() first".into()))
+    }
+
     /// `session.sync(cursor, window)`: one page.
     pub async fn sync(&mut self, cursor: Option<&str>, window: &Window) -> Result<Page, CallError> {
         self.prepare()?;
-        let session = self
-            .session
-            .ok_or_else(|| CallError::Ended("no session: call open() first".into()))?;
-        let provider = self.bindings.mailroom_provider_provider().session();
-        let call = provider.call_sync(&mut self.store, session, cursor, window);
-        let out = guard(self.limits.call_timeout, &self.span, call).await;
+        let session = self.session()?;
+        let out = match &self.bindings {
+            Bindings::V1(b) => {
+                let provider = b.mailroom_provider_provider().session();
+                let call = provider.call_sync(&mut self.store, session, cursor, window);
+                guard(self.limits.call_timeout, &self.span, call).await
+            }
+            Bindings::V2(b) => {
+                let provider = b.mailroom_provider2_0_0_provider().session();
+                let window = window.into();
+                let call = provider.call_sync(&mut self.store, session, cursor, &window);
+                let out = guard(self.limits.call_timeout, &self.span, call).await;
+                out.map(|r| r.map(|page| page.map(Page::from)))
+            }
+        };
         self.page(out)
     }
 
     /// `session.fetch(ids)`: messages again by the ids an earlier sync returned.
     pub async fn fetch(&mut self, ids: &[String]) -> Result<Page, CallError> {
         self.prepare()?;
-        let session = self
-            .session
-            .ok_or_else(|| CallError::Ended("no session: call open() first".into()))?;
-        let provider = self.bindings.mailroom_provider_provider().session();
-        let call = provider.call_fetch(&mut self.store, session, ids);
-        let out = guard(self.limits.call_timeout, &self.span, call).await;
+        let session = self.session()?;
+        let out = match &self.bindings {
+            Bindings::V1(b) => {
+                let provider = b.mailroom_provider_provider().session();
+                let call = provider.call_fetch(&mut self.store, session, ids);
+                guard(self.limits.call_timeout, &self.span, call).await
+            }
+            Bindings::V2(b) => {
+                let provider = b.mailroom_provider2_0_0_provider().session();
+                let call = provider.call_fetch(&mut self.store, session, ids);
+                let out = guard(self.limits.call_timeout, &self.span, call).await;
+                out.map(|r| r.map(|page| page.map(Page::from)))
+            }
+        };
         self.page(out)
+    }
+
+    /// `session.wait(cursor, seconds)` (2.x): whether the mailbox changed
+    /// after `cursor` within `seconds`. A 1.x plugin cannot push: `false` at
+    /// once, and the host polls. The call may take `seconds` beyond the
+    /// per-call limit.
+    pub async fn wait(&mut self, cursor: &str, seconds: u32) -> Result<bool, CallError> {
+        self.prepare()?;
+        let session = self.session()?;
+        let Bindings::V2(b) = &self.bindings else {
+            return Ok(false);
+        };
+        let waiting = Duration::from_secs(u64::from(seconds));
+        self.store
+            .set_epoch_deadline(deadline_ticks(self.limits.call_timeout + waiting));
+        let provider = b.mailroom_provider2_0_0_provider().session();
+        let call = provider.call_wait(&mut self.store, session, cursor, seconds);
+        let out = guard(self.limits.call_timeout + waiting, &self.span, call).await;
+        let settled = self
+            .settle(out)
+            .and_then(|r| r.map_err(CallError::Provider));
+        self.tally(settled)
     }
 
     /// `send(account, message)`.
     pub async fn send(&mut self, message: &Outgoing) -> Result<Option<String>, CallError> {
         self.prepare()?;
-        let call = self.bindings.mailroom_provider_provider().call_send(
-            &mut self.store,
-            &self.account,
-            message,
-        );
-        let out = guard(self.limits.call_timeout, &self.span, call).await;
+        let out = match &self.bindings {
+            Bindings::V1(b) => {
+                let call = b.mailroom_provider_provider().call_send(
+                    &mut self.store,
+                    &self.account,
+                    message,
+                );
+                guard(self.limits.call_timeout, &self.span, call).await
+            }
+            Bindings::V2(b) => {
+                let (account, message) = ((&self.account).into(), message.into());
+                let call = b.mailroom_provider2_0_0_provider().call_send(
+                    &mut self.store,
+                    &account,
+                    &message,
+                );
+                guard(self.limits.call_timeout, &self.span, call).await
+            }
+        };
         let settled = self
             .settle(out)
             .and_then(|r| r.map_err(CallError::Provider));

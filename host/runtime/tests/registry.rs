@@ -94,7 +94,7 @@ async fn a_broken_file_leaves_the_current_version_in_place() {
         .expect("refused");
     assert!(
         err.to_string()
-            .contains("implements mailroom:provider@2.0.0"),
+            .contains("implements mailroom:provider@3.0.0"),
         "{err}"
     );
     assert_eq!(registry.get("scripted").unwrap().version(), "1.0.0");

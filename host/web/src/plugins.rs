@@ -134,6 +134,7 @@ pub fn plugin_json(d: &PluginDescription) -> serde_json::Value {
         "version": d.version,
         "description": d.description,
         "contract": d.contract,
+        "push": d.push,
         "digest": d.digest,
         "fields": d.fields.iter().map(|f| serde_json::json!({
             "name": f.name, "label": f.label, "help": f.help,
