@@ -74,3 +74,44 @@ async fn a_one_x_and_a_two_x_plugin_run_side_by_side() {
     old.open().await.expect("1.x opens");
     assert!(!old.wait("0", 5).await.expect("1.x wait"));
 }
+
+/// `scripted` as if built against a later 1.x (`mailroom:provider@1.1.0`):
+/// every contract name in the component says 1.1.0 (same length, so the
+/// binary stays valid); the shapes are 1.0's, as an additive release keeps them.
+fn as_minor_release(mut bytes: Vec<u8>) -> Vec<u8> {
+    let (from, to) = (b"mailroom:provider/", b"@1.0.0");
+    let mut i = 0;
+    let mut renamed = 0;
+    while let Some(at) = bytes[i..].windows(from.len()).position(|w| w == from) {
+        let start = i + at + from.len();
+        // The interface name, then its version.
+        let end = start
+            + bytes[start..]
+                .iter()
+                .take_while(|b| b.is_ascii_lowercase() || **b == b'-')
+                .count();
+        if bytes[end..].starts_with(to) {
+            bytes[end + 3] = b'1';
+            renamed += 1;
+        }
+        i = end;
+    }
+    assert!(renamed >= 4, "renamed only {renamed} contract names");
+    bytes
+}
+
+#[tokio::test]
+async fn a_plugin_of_a_later_one_x_release_links_by_semver() {
+    let runtime = runtime(Limits::default(), None);
+    let later = runtime
+        .load(&as_minor_release(plugin_bytes("scripted")))
+        .await
+        .expect("a 1.1.0 plugin loads on a 1.0 host");
+    assert_eq!(later.description().contract, "mailroom:provider@1.1.0");
+    let imports = &later.description().imports;
+    assert!(
+        imports.iter().any(|i| i == "mailroom:provider/log@1.1.0"),
+        "{imports:?}"
+    );
+    assert_eq!(scripted_sync(&runtime, &later, 9).await, 9);
+}
