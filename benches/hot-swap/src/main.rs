@@ -192,11 +192,10 @@ async fn phase(
             let mut n = 0;
             while !stop.load(Ordering::Relaxed) {
                 let i = n % ACCOUNTS;
-                let at = now() * 1000 + n as i64;
                 dovecot.seed(
                     &mailbox(i),
                     "INBOX",
-                    &[letter(i, &format!("live {n}"), at / 1000)],
+                    &[letter(i, &format!("live {n}"), now())],
                 );
                 n += 1;
                 std::thread::sleep(Duration::from_millis(100));

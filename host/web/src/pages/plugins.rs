@@ -242,10 +242,9 @@ async fn outcome(
                 ),
                 "remove" => format!("Removed {}.", c.plugin),
                 "pending" => format!(
-                    "{} {} declares endpoints {} does not: it waits for your approval below; {} keeps serving.",
+                    "{0} {1} declares endpoints {2} does not: it waits for your approval below; {2} keeps serving.",
                     c.plugin,
                     c.to_version.unwrap_or_default(),
-                    c.from_version.clone().unwrap_or_default(),
                     c.from_version.unwrap_or_default()
                 ),
                 "approve" => format!(
