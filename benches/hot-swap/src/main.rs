@@ -227,7 +227,7 @@ async fn phase(
     while let Some(done) = tasks.join_next().await {
         latencies.extend(done.expect("a worker"));
     }
-    let _ = delivering.await;
+    delivering.await.expect("the deliveries went on all along");
     (
         latencies,
         host.in_error(failed.load(Ordering::Relaxed)).await,

@@ -63,7 +63,7 @@ impl Dovecot {
         for sub in ["run", "state", "mail"] {
             std::fs::create_dir_all(dir.path().join(sub)).expect("mkdir");
         }
-        chown_nobody(&dir.path().join("mail"));
+        chown_nobody(&[dir.path().join("mail")]);
         std::fs::write(dir.path().join("users"), "").expect("users file");
         let tokens = Tokens::default();
         let oauth_url = introspection(tokens.clone());
@@ -215,7 +215,12 @@ impl Dovecot {
         for sub in ["cur", "new", "tmp"] {
             std::fs::create_dir_all(dir.join(sub)).expect("maildir");
         }
-        chown_nobody(&self.dir.path().join("mail"));
+        // Only what this made: a recursive chown would race Dovecot moving
+        // and deleting its own files while it serves the mailbox.
+        let user_dir = self.dir.path().join("mail").join(user);
+        let mut made = vec![user_dir.clone(), user_dir.join("Maildir"), dir.clone()];
+        made.extend(["cur", "new", "tmp"].map(|sub| dir.join(sub)));
+        chown_nobody(&made);
         dir
     }
 
@@ -224,6 +229,7 @@ impl Dovecot {
     /// `(raw, unix seconds)`. Dovecot indexes them on the next SELECT.
     pub fn seed(&self, user: &str, folder: &str, messages: &[(Vec<u8>, i64)]) {
         let dir = self.maildir(user, folder).join("cur");
+        let mut written = Vec::new();
         for (i, (raw, at)) in messages.iter().enumerate() {
             // S= is the size, W= the size with CRLF line ends (RFC822.SIZE),
             // as Dovecot's own deliveries name their files.
@@ -246,8 +252,9 @@ impl Dovecot {
                 .open(&path)
                 .and_then(|f| f.set_modified(when))
                 .expect("setting the received time");
+            written.push(path);
         }
-        chown_nobody(&self.dir.path().join("mail"));
+        chown_nobody(&written);
     }
 
     /// Store a raw message in a user's mailbox with `doveadm save`.
@@ -327,13 +334,17 @@ fn terminate(child: &mut Child) {
     let _ = child.wait();
 }
 
-fn chown_nobody(path: &Path) {
+/// Give `paths` (not what is under them) to `nobody`, Dovecot's mail user.
+fn chown_nobody(paths: &[PathBuf]) {
+    if paths.is_empty() {
+        return;
+    }
     let status = Command::new("chown")
-        .args(["-R", "nobody:nogroup"])
-        .arg(path)
+        .arg("nobody:nogroup")
+        .args(paths)
         .status()
         .expect("chown runs");
-    assert!(status.success(), "chown of {}", path.display());
+    assert!(status.success(), "chown of {paths:?}");
 }
 
 /// A token introspection endpoint (RFC 7662, as Dovecot's oauth2 passdb
