@@ -1,7 +1,7 @@
 """Mailroom's POP3 provider plugin, in Python (built with componentize-py).
 
 Written from `mailroom plugin new --lang python` as a third party would: it
-knows the published contract (`mailroom:provider@1.0.0`) and nothing of the
+knows the published contract (`mailroom:provider@1.1.0`) and nothing of the
 host. POP3 has one folder and no dates of its own, so:
 
 - ids are the server's UIDL strings; the folder is always `INBOX`;
@@ -22,7 +22,7 @@ import zlib
 from componentize_py_types import Err
 from pop3 import Client, NetFailure, Pop3Error
 from wit_world import exports
-from wit_world.exports import provider
+from wit_world.exports import bindings, provider
 from wit_world.imports import mailroom_provider_types as types
 from wit_world.imports import net
 
@@ -237,6 +237,12 @@ class Session(provider.Session):
             raise failure(e) from None
         failed += [types.MessageFailure(i, "no longer on the server") for i in ids if i not in numbers]
         return provider.Page(messages, [], failed, "", False, None)
+
+
+class Bindings(exports.Bindings):
+    def secret_bindings(self):
+        """The password goes only to the account's POP3 server."""
+        return [bindings.Binding("password", [e.template for e in ENDPOINTS])]
 
 
 class Provider(exports.Provider):

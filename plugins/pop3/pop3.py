@@ -1,8 +1,8 @@
 """A POP3 client (RFC 1939, STLS from RFC 2595) over the host's `net.connection`.
 
 It speaks the protocol and nothing else: no contract types, no cursors. The
-password never passes through here: `login` asks the host to write it
-(`write-secret`), and the host blanks it out of anything read back.
+password never passes through here: `login` asks the host to sign in
+(`authenticate`), and the host blanks it out of anything read back.
 """
 
 from componentize_py_types import Err
@@ -44,6 +44,10 @@ class Client:
         self._reply("greeting")
         if security == "starttls":
             self.command("STLS")
+            if self.buffer:
+                # What came after the answer to STLS came in plaintext: a man
+                # in the middle's injected responses, never built on.
+                raise Pop3Error("STLS", "the server sent more than its answer before the TLS upgrade (injected plaintext?)")
             self._net(self.conn.start_tls)
 
     def _net(self, call):
@@ -93,10 +97,15 @@ class Client:
         return self._reply(line.split(" ")[0])
 
     def login(self, user, secret_field):
-        """USER and PASS; the host writes the password named `secret_field`."""
-        self.command(f"USER {user}")
-        raw = net.SecretEncoding_Raw()
-        self._net(lambda: self.conn.write_secret(b"PASS ", secret_field, raw, b"\r\n"))
+        """USER and PASS, performed whole by the host with the password named
+        `secret_field`; the answers it hands back end with PASS's (or USER's
+        refusal)."""
+        if self.buffer:
+            raise Pop3Error("USER", "the server sent more than it was asked for before the sign-in")
+        step = net.SignIn(net.SignInProtocol.POP3, net.SignInMechanism.PASSWORD_COMMAND, None, user, secret_field)
+        answer = bytes(self._net(lambda: self.conn.authenticate(step)))
+        lines = [line for line in answer.split(b"\r\n") if line]
+        self.buffer = (lines[-1] if lines else b"") + b"\r\n"
         self._reply("PASS")
 
     def uidl(self):

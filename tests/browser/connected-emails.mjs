@@ -205,7 +205,7 @@ async function sync() {
   await page.goto(`${BASE}/plugins`);
   const section = page.getByRole("region", { name: /^imap/ });
   const text = await section.textContent();
-  assert.match(text, /mailroom:provider@1\.0\.0/);
+  assert.match(text, /mailroom:provider@1\.1\.0/);
   assert.match(text, /sha256:[0-9a-f]{64}/);
   assert.match(text, /tls:\/\/\{imap_host\}:\{imap_port\}/);
   assert.match(text, /[1-9]\d* calls, \d+ errors, \d+ denied network accesses/);

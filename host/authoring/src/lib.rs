@@ -116,7 +116,7 @@ const WIT: [(&str, &str); 8] = [
 ];
 
 /// The world every template targets.
-pub const WORLD: &str = "mailroom:provider/plugin@1.0.0";
+pub const WORLD: &str = "mailroom:provider/plugin@1.1.0";
 
 const README: &str = include_str!("../templates/README.md");
 
@@ -257,6 +257,44 @@ fn project_name(project: &Path) -> Result<String, AuthoringError> {
     Ok(name)
 }
 
+/// The variables a build tool sees: what toolchains need to find themselves
+/// and their caches, and nothing else. A plugin's build scripts are a third
+/// party's code: no `MAILROOM_*` setting, database URL, OAuth client secret
+/// or any other variable of the host's reaches them.
+const BUILD_ENV: &[&str] = &[
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TERM",
+    "TMPDIR",
+    "CARGO_HOME",
+    "RUSTUP_HOME",
+    "RUSTUP_TOOLCHAIN",
+    "CARGO_TARGET_DIR",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "NPM_CONFIG_CACHE",
+    "NPM_CONFIG_REGISTRY",
+    "VIRTUAL_ENV",
+];
+
+/// Of `vars`, the ones a build tool may see.
+fn build_env(vars: impl Iterator<Item = (String, String)>) -> Vec<(String, String)> {
+    vars.filter(|(k, _)| BUILD_ENV.contains(&k.as_str()))
+        .collect()
+}
+
+/// A build tool's command, with the scrubbed environment.
+fn tool(program: &str) -> Command {
+    let mut c = Command::new(program);
+    c.env_clear().envs(build_env(std::env::vars()));
+    c
+}
+
 fn run(
     mut command: Command,
     tool: &'static str,
@@ -336,7 +374,7 @@ impl Drop for TempWit {
 
 fn build_python(project: &Path, target: &Path) -> Result<(), AuthoringError> {
     let (wit, _temp) = wit_dir(project)?;
-    let mut c = Command::new("componentize-py");
+    let mut c = tool("componentize-py");
     c.current_dir(project)
         .arg("-d")
         .arg(&wit)
@@ -351,13 +389,13 @@ fn build_python(project: &Path, target: &Path) -> Result<(), AuthoringError> {
 fn build_js(project: &Path, target: &Path) -> Result<(), AuthoringError> {
     let install = "install Node.js and npm";
     if !project.join("node_modules").is_dir() {
-        let mut c = Command::new("npm");
+        let mut c = tool("npm");
         c.current_dir(project)
             .args(["install", "--no-audit", "--no-fund"]);
         run(c, "npm", install)?;
     }
     let (wit, _temp) = wit_dir(project)?;
-    let mut c = Command::new("npx");
+    let mut c = tool("npx");
     c.current_dir(project)
         .args(["--no-install", "componentize-js", "--wit"])
         .arg(&wit)
@@ -370,7 +408,7 @@ fn build_js(project: &Path, target: &Path) -> Result<(), AuthoringError> {
 /// With rustup's `wasm32-wasip2` where it is installed, else Debian's
 /// `rustc-web` with `-Zbuild-std` (as Mailroom's own plugins build).
 fn build_rust(project: &Path, name: &str, target: &Path) -> Result<(), AuthoringError> {
-    let rustup = Command::new("rustup")
+    let rustup = tool("rustup")
         .args(["target", "list", "--installed"])
         .output()
         .is_ok_and(|o| {
@@ -387,11 +425,11 @@ fn build_rust(project: &Path, name: &str, target: &Path) -> Result<(), Authoring
         });
     let mut c;
     let built = if rustup {
-        c = Command::new("cargo");
+        c = tool("cargo");
         c.args(["build", "--release", "--target", "wasm32-wasip2"]);
         dir.join("wasm32-wasip2/release")
     } else if Path::new("/usr/bin/rustc").is_file() && Path::new("/usr/lib/wasm32-wasi").is_dir() {
-        c = Command::new("/usr/bin/cargo");
+        c = tool("/usr/bin/cargo");
         c.env("RUSTFLAGS", "-L /usr/lib/wasm32-wasi")
             .env("RUSTC_BOOTSTRAP", "1")
             .env("RUSTC", "/usr/bin/rustc")
@@ -421,6 +459,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn build_tools_see_none_of_the_hosts_settings() {
+        let vars = [
+            ("PATH", "/usr/bin"),
+            ("HOME", "/root"),
+            ("MAILROOM_SECRET_KEY", "k"),
+            ("MAILROOM_DATABASE_URL", "postgres://u:p@db/x"),
+            ("MAILROOM_GOOGLE_CLIENT_SECRET", "s"),
+            ("DATABASE_URL", "postgres://u:p@db/x"),
+            ("AWS_SECRET_ACCESS_KEY", "a"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+        let kept: Vec<String> = build_env(vars.into_iter())
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(kept, ["PATH", "HOME"]);
+    }
+
+    #[test]
     fn a_new_project_holds_the_template_and_the_contract() {
         let dir = tempfile::tempdir().unwrap();
         let files = new_project(Lang::Python, "acme-mail", dir.path(), None).unwrap();
@@ -430,8 +487,8 @@ mod tests {
         assert!(!app.contains("{{"), "{app}");
         let wit = std::fs::read_to_string(dir.path().join("acme-mail/wit/provider.wit")).unwrap();
         assert!(
-            wit.starts_with("package mailroom:provider@1.0.0;")
-                || wit.contains("package mailroom:provider@1.0.0;")
+            wit.starts_with("package mailroom:provider@1.1.0;")
+                || wit.contains("package mailroom:provider@1.1.0;")
         );
         assert!(
             dir.path()

@@ -135,10 +135,10 @@ pub struct TryAccount {
 impl TryAccount {
     fn grant(&self) -> OperatorGrant {
         OperatorGrant {
-            endpoints: None,
             private_networks: self.private.clone(),
             plaintext_credentials: self.plaintext_credentials,
             origins: self.base_urls.clone(),
+            ..OperatorGrant::default()
         }
     }
 
@@ -289,16 +289,14 @@ async fn install(home: &Home, file: &Path, signature: Option<&Path>) -> anyhow::
                 .into_iter()
                 .find(|p| p.plugin == c.plugin);
             println!(
-                "pending {} {} ({}): it declares endpoints {} {} does not ({}); \
-                 `mailroom plugin approve {}` grants them and makes it current",
+                "pending {} {} ({}): it asks for more than {} {} ({}); \
+                 `mailroom plugin approve {}` grants it and makes it current",
                 c.plugin,
                 c.to_version.unwrap_or_default(),
                 c.to_digest.unwrap_or_default(),
                 c.plugin,
                 c.from_version.unwrap_or_default(),
-                waiting
-                    .map(|w| w.new_endpoints.join(", "))
-                    .unwrap_or_default(),
+                waiting.map(|w| w.asks_for()).unwrap_or_default(),
                 c.plugin
             );
             Ok(ExitCode::SUCCESS)
@@ -409,10 +407,10 @@ async fn list(home: &Home) -> anyhow::Result<ExitCode> {
     }
     for w in lifecycle.pending() {
         println!(
-            "{:<16} {:<10} pending approval: new endpoints {}",
+            "{:<16} {:<10} pending approval: {}",
             w.plugin,
             w.version,
-            w.new_endpoints.join(", ")
+            w.asks_for()
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -479,6 +477,29 @@ pub fn describe_text(d: &PluginDescription) -> String {
     }
     for e in &d.endpoints {
         out.push_str(&format!("  {:<36} {}\n", e.template, e.purpose));
+    }
+    out.push_str(if d.bindings_declared {
+        "secrets (where each may go):\n"
+    } else {
+        "secrets (where each may go; declared by no x.1 `bindings`, so the x.0 rule):\n"
+    });
+    let secrets: Vec<&str> = d
+        .fields
+        .iter()
+        .filter(|f| f.secret)
+        .map(|f| f.name.as_str())
+        .collect();
+    if secrets.is_empty() {
+        out.push_str("  (none)\n");
+    }
+    for secret in secrets {
+        let to = d
+            .bindings
+            .iter()
+            .find(|b| b.secret == secret)
+            .filter(|b| !b.endpoints.is_empty())
+            .map_or("nowhere".to_string(), |b| b.endpoints.join(", "));
+        out.push_str(&format!("  {secret:<14} {to}\n"));
     }
     out.push_str("imports:\n");
     for i in &d.imports {

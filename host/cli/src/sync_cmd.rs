@@ -38,9 +38,20 @@ pub struct EngineArgs {
     /// Private networks plugins may reach (CIDR; repeat or comma-separate).
     #[arg(long, env = "MAILROOM_GRANT_PRIVATE", value_delimiter = ',')]
     pub grant_private: Vec<IpNet>,
-    /// Allow secrets over unencrypted connections (plain IMAP/SMTP).
+    /// Allow secrets over unencrypted connections (plain IMAP/SMTP), for every plugin.
     #[arg(long, env = "MAILROOM_PLAINTEXT_CREDENTIALS")]
     pub plaintext_credentials: bool,
+    /// What one plugin is granted beyond what every plugin is:
+    /// `PLUGIN:private=CIDR`, `PLUGIN:plaintext`, `PLUGIN:host=NAME` or
+    /// `PLUGIN:host=*.DOMAIN` (the only hosts its endpoints may name),
+    /// `PLUGIN:endpoint=TEMPLATE`; repeat or comma-separate.
+    #[arg(
+        long = "grant",
+        env = "MAILROOM_GRANT",
+        value_delimiter = ',',
+        value_name = "PLUGIN:KEY[=VALUE]"
+    )]
+    pub grants: Vec<String>,
     /// Serve a declared HTTP origin from another base URL (a proxy, or an
     /// emulator in tests): `https://gmail.googleapis.com=http://127.0.0.1:9000`.
     /// Plugins still name, and are checked against, the declared origin.
@@ -165,6 +176,22 @@ impl OAuthArgs {
 }
 
 impl EngineArgs {
+    /// The operator's grant: what every plugin gets, and each plugin's own.
+    pub fn grant(&self) -> anyhow::Result<OperatorGrant> {
+        let mut grant = OperatorGrant {
+            private_networks: self.grant_private.clone(),
+            plaintext_credentials: self.plaintext_credentials,
+            origins: self.base_urls.clone(),
+            ..OperatorGrant::default()
+        };
+        for item in &self.grants {
+            grant
+                .add(item)
+                .map_err(|why| anyhow::anyhow!("MAILROOM_GRANT {why}"))?;
+        }
+        Ok(grant)
+    }
+
     /// The engine's configuration; `listen` is where `serve` listens (the
     /// default public URL).
     pub fn config(&self, home: &Home, listen: &str) -> anyhow::Result<EngineConfig> {
@@ -174,12 +201,7 @@ impl EngineArgs {
             lease: Duration::from_secs(self.lease_seconds.max(1)),
             interval: Duration::from_secs(self.interval_seconds.max(1)),
             backoff_base: Duration::from_secs(self.retry_seconds.max(1)),
-            grant: OperatorGrant {
-                endpoints: None,
-                private_networks: self.grant_private.clone(),
-                plaintext_credentials: self.plaintext_credentials,
-                origins: self.base_urls.clone(),
-            },
+            grant: self.grant()?,
             oauth: Arc::new(self.oauth.providers(home, listen)?),
             ..defaults
         })

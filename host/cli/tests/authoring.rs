@@ -50,7 +50,7 @@ fn assert_template(described: &Value, name: &str) {
     assert_eq!(described["name"], name, "{described}");
     assert_eq!(described["version"], "0.1.0", "{described}");
     assert_eq!(
-        described["contract"], "mailroom:provider@1.0.0",
+        described["contract"], "mailroom:provider@1.1.0",
         "{described}"
     );
     assert_eq!(

@@ -33,11 +33,13 @@ fn check_describes_a_plugin() {
     for line in [
         "name:        scripted",
         "version:     1.0.0",
-        "contract:    mailroom:provider@1.0.0",
+        "contract:    mailroom:provider@1.1.0",
         "digest:      sha256:",
         "  password       Password                 secret",
         "  (none: this plugin gets no network)",
-        "  mailroom:provider/log@1.0.0",
+        "secrets (where each may go):",
+        "  password       nowhere",
+        "  mailroom:provider/log@1.1.0",
     ] {
         assert!(stdout.contains(line), "missing {line:?} in:\n{stdout}");
     }
@@ -55,6 +57,26 @@ fn check_describes_a_plugin() {
     );
     assert!(
         json.contains(r#""kind": "bearer""#) && json.contains(r#""secret_field": "token""#),
+        "{json}"
+    );
+    // A 1.0 plugin declares no bindings: the operator sees the 1.0 rule spelled out.
+    assert!(
+        json.contains(r#""secret_bindings_declared": false"#),
+        "{json}"
+    );
+    let described: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let token = described["secret_bindings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["secret"] == "token")
+        .unwrap();
+    assert!(
+        token["endpoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e == "https://{target_host}:{target_port}"),
         "{json}"
     );
 }
@@ -82,7 +104,7 @@ fn check_refuses_what_is_not_a_provider_plugin_in_one_line() {
         (core.as_path(), "a core WebAssembly module, not a component"),
         (
             future.as_path(),
-            "implements mailroom:provider@3.0.0, but this host speaks mailroom:provider@1.0.0 (1.x) and mailroom:provider@2.0.0 (2.x)",
+            "implements mailroom:provider@3.0.0, but this host speaks mailroom:provider@1.1.0 (1.x) and mailroom:provider@2.1.0 (2.x)",
         ),
         (Path::new("/nonexistent.wasm"), "No such file"),
     ] {
@@ -114,7 +136,7 @@ fn install_list_and_run() {
     );
     assert!(
         lines[1].starts_with("scripted")
-            && lines[1].contains("mailroom:provider@1.0.0")
+            && lines[1].contains("mailroom:provider@1.1.0")
             && lines[1].contains("sha256:"),
         "{list}"
     );

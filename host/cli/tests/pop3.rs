@@ -2,7 +2,8 @@
 //! build` as a third party would build theirs — against Dovecot's POP3
 //! service, through `mailroom serve`: it backfills, picks up new mail by
 //! UIDL, drops deleted mail, and puts it all on the contacts' and deals'
-//! timelines. (Its conformance run is in `conformance.rs`.)
+//! timelines; and it refuses a server that injects plaintext after STLS.
+//! (Its conformance run is in `conformance.rs`.)
 
 mod common;
 
@@ -11,19 +12,52 @@ use std::collections::BTreeSet;
 use common::{Site, build_pop3, letter, now};
 use mailroom_test_support::db::Kind;
 use mailroom_test_support::dovecot::Dovecot;
+use mailroom_test_support::{Injector, MailProtocol};
 use serde_json::json;
 
 const ANN: &str = "ann@corp.test";
 const PASSWORD: &str = "Pop3-Passw0rd-Secret-5521";
 const DAY: i64 = 86_400;
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn pop3_backfill_incremental_by_uidl_and_deletions_on_the_timelines() {
     let dir = tempfile::tempdir().unwrap();
     let wasm = build_pop3(dir.path());
+    let site = Site::new(Kind::Sqlite).await;
+
+    // A server whose answer to STLS comes with an injected line: the plugin
+    // refuses to go on, and never starts TLS on top of it.
+    let injector = Injector::start(MailProtocol::Pop3).await;
+    let port = format!("pop3_port={}", injector.port);
+    let out = site.run(
+        &[
+            "plugin",
+            "run",
+            wasm.to_str().unwrap(),
+            "--set",
+            "pop3_host=localhost",
+            "--set",
+            &port,
+            "--set",
+            "pop3_security=starttls",
+            "--secret-env",
+            "password=POP3_TEST_PASSWORD",
+            "--grant-private",
+            "127.0.0.0/8",
+        ],
+        &[("POP3_TEST_PASSWORD", PASSWORD)],
+    );
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{said}");
+    assert!(said.contains("injected plaintext"), "{said}");
+    assert!(!injector.handshake_attempted());
+
     let dovecot = Dovecot::start();
     dovecot.add_user(ANN, PASSWORD);
-    let site = Site::new(Kind::Sqlite).await;
     let out = site.run(&["plugin", "install", wasm.to_str().unwrap()], &[]);
     assert!(
         out.status.success(),

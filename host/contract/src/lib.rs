@@ -6,14 +6,17 @@
 //! and nothing else: the capability crates (`mailroom-net`,
 //! `mailroom-runtime`'s log) implement the generated `Host` traits, and the
 //! runtime calls the generated exports. Only the WIT files decide what these
-//! types are: `wit/provider.wit` (1.0) and `wit/v2/provider.wit` (2.0, whose
-//! imports are 1.0's, so one implementation serves both).
+//! types are: `wit/provider.wit` (1.1) and `wit/v2/provider.wit` (2.1, whose
+//! imports are 1.1's, so one implementation serves both). Each binds the
+//! major's `core` world (what a x.0 plugin is); the `bindings` export that
+//! x.1 plugins add is bound once, by [`declarations`], and looked up where a
+//! plugin has it.
 
 /// Version 1 of the contract: `mailroom:provider@1.x`.
 pub mod v1 {
     wasmtime::component::bindgen!({
         path: "../../wit",
-        world: "mailroom:provider/plugin",
+        world: "mailroom:provider/core",
         imports: { default: async | trappable },
         exports: { default: async },
         with: {
@@ -23,36 +26,60 @@ pub mod v1 {
 
     pub use exports::mailroom::provider::provider;
     pub use mailroom::provider::{log, net, types};
+    /// The instance's exports, and an instance ready to make (the world is `core`).
+    pub use {Core as Plugin, CorePre as PluginPre};
 }
 
 /// Version 2 of the contract: `mailroom:provider@2.x` (push: `plugin-info.push`
-/// and `session.wait`). Its imports are 1.0's, bound once, by [`v1`]; only
+/// and `session.wait`). Its imports are 1.x's, bound once, by [`v1`]; only
 /// the exported `provider` interface is its own.
 pub mod v2 {
     wasmtime::component::bindgen!({
         path: ["../../wit", "../../wit/v2"],
-        world: "mailroom:provider/plugin@2.0.0",
+        world: "mailroom:provider/core@2.1.0",
         imports: { default: async | trappable },
         exports: { default: async },
         with: {
             "wasi": wasmtime_wasi_http::p2::bindings,
-            "mailroom:provider/types@1.0.0": super::v1::types,
-            "mailroom:provider/net@1.0.0": super::v1::net,
-            "mailroom:provider/log@1.0.0": super::v1::log,
+            "mailroom:provider/types@1.1.0": super::v1::types,
+            "mailroom:provider/net@1.1.0": super::v1::net,
+            "mailroom:provider/log@1.1.0": super::v1::log,
         },
     });
 
-    pub use exports::mailroom::provider2_0_0::provider;
+    pub use exports::mailroom::provider2_1_0::provider;
+    /// The instance's exports, and an instance ready to make (the world is `core`).
+    pub use {Core as Plugin, CorePre as PluginPre};
 }
 
+/// The `bindings` export of 1.1 and 2.1 plugins: where each secret may go.
+pub mod declarations {
+    wasmtime::component::bindgen!({
+        inline: "
+            package mailroom:host;
+            world declarations {
+                export mailroom:provider/bindings@1.1.0;
+            }
+        ",
+        path: "../../wit",
+        world: "mailroom:host/declarations",
+        exports: { default: async },
+    });
+
+    pub use exports::mailroom::provider::bindings;
+}
+
+/// The interface name prefix of the `bindings` export.
+pub const BINDINGS_INTERFACE: &str = "mailroom:provider/bindings@1";
+
 /// The contract version the v1 bindings implement.
-pub const CONTRACT_V1: &str = "mailroom:provider@1.0.0";
+pub const CONTRACT_V1: &str = "mailroom:provider@1.1.0";
 
 /// The interface name prefix every v1 plugin exports.
 pub const PROVIDER_INTERFACE_V1: &str = "mailroom:provider/provider@1";
 
 /// The contract version the v2 bindings implement.
-pub const CONTRACT_V2: &str = "mailroom:provider@2.0.0";
+pub const CONTRACT_V2: &str = "mailroom:provider@2.1.0";
 
 /// The interface name prefix every v2 plugin exports.
 pub const PROVIDER_INTERFACE_V2: &str = "mailroom:provider/provider@2";

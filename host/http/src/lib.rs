@@ -169,16 +169,7 @@ impl HttpHooks {
         let request = http::Request::from_parts(parts, keep_taking(body));
         let response = sender.send_request(request).await.map_err(Error::from)?;
         let (mut parts, body) = response.into_parts();
-        if !redactor.is_empty() {
-            for value in parts.headers.values_mut() {
-                let scrubbed = redactor.scrub(value.as_bytes());
-                if scrubbed != value.as_bytes()
-                    && let Ok(v) = HeaderValue::from_bytes(&scrubbed)
-                {
-                    *value = v;
-                }
-            }
-        }
+        scrub_headers(&redactor, &mut parts.headers);
         let body = Redacted {
             inner: body.map_err(Error::from).boxed_unsync(),
             redactor,
@@ -226,6 +217,29 @@ impl http_body::Body for Forwarded {
     }
 }
 
+/// Blank the secrets out of header values, and drop a header whose name
+/// carries one (a name cannot hold the `*` that would blank it).
+fn scrub_headers(redactor: &Redactor, headers: &mut http::HeaderMap) {
+    if redactor.is_empty() {
+        return;
+    }
+    let named: Vec<_> = headers
+        .keys()
+        .filter(|name| redactor.finds(name.as_str().as_bytes()))
+        .cloned()
+        .collect();
+    for name in named {
+        headers.remove(&name);
+    }
+    for value in headers.values_mut() {
+        let scrubbed = redactor.scrub(value.as_bytes());
+        if scrubbed != value.as_bytes() {
+            *value = HeaderValue::from_bytes(&scrubbed)
+                .unwrap_or_else(|_| HeaderValue::from_static("***"));
+        }
+    }
+}
+
 trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static {}
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static> Stream for T {}
 
@@ -258,7 +272,17 @@ impl http_body::Body for Redacted {
                             return Poll::Ready(Some(Ok(Frame::data(Bytes::from(out)))));
                         }
                     }
-                    Err(frame) => return Poll::Ready(Some(Ok(frame))),
+                    Err(frame) => {
+                        // Trailers are scrubbed like the head.
+                        let frame = match frame.into_trailers() {
+                            Ok(mut trailers) => {
+                                scrub_headers(&self.redactor, &mut trailers);
+                                Frame::trailers(trailers)
+                            }
+                            Err(frame) => frame,
+                        };
+                        return Poll::Ready(Some(Ok(frame)));
+                    }
                 },
                 Poll::Ready(None) => {
                     self.done = true;

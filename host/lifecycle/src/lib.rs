@@ -27,6 +27,7 @@
 
 mod trust;
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -105,6 +106,24 @@ pub struct Pending {
     pub digest: String,
     /// The endpoint templates it declares that the version in use does not.
     pub new_endpoints: Vec<String>,
+    /// What it lets a secret reach that the version in use does not: a
+    /// secret bound to another endpoint, or an endpoint whose credential changed.
+    #[serde(default)]
+    pub new_secrets: Vec<String>,
+}
+
+impl Pending {
+    /// What the waiting version asks for, in words.
+    pub fn asks_for(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.new_endpoints.is_empty() {
+            parts.push(format!("new endpoints {}", self.new_endpoints.join(", ")));
+        }
+        if !self.new_secrets.is_empty() {
+            parts.push(self.new_secrets.join("; "));
+        }
+        parts.join("; ")
+    }
 }
 
 /// How many of a new version's first calls, failed by its own fault, roll it back.
@@ -142,6 +161,42 @@ fn new_endpoints(current: &Plugin, next: &Plugin) -> Vec<String> {
         .map(|e| e.template.clone())
         .filter(|t| !declared.iter().any(|c| &c.template == t))
         .collect()
+}
+
+/// What `next` lets a secret reach that `current` does not: each secret
+/// bound to an endpoint it was not bound to, each credential that changed.
+fn new_secrets(current: &Plugin, next: &Plugin) -> Vec<String> {
+    let bound = |p: &Plugin| -> BTreeSet<(String, String)> {
+        p.description()
+            .bindings
+            .iter()
+            .flat_map(|b| b.endpoints.iter().map(|e| (b.secret.clone(), e.clone())))
+            .collect()
+    };
+    let before = bound(current);
+    let mut out: Vec<String> = bound(next)
+        .difference(&before)
+        .map(|(secret, endpoint)| format!("secret `{secret}` to {endpoint}"))
+        .collect();
+    let credential = |p: &Plugin, template: &str| {
+        p.description()
+            .endpoints
+            .iter()
+            .find(|e| e.template == template)
+            .and_then(|e| e.credential.as_ref())
+            .map(|c| format!("{c:?}"))
+    };
+    for e in &next.description().endpoints {
+        let now = credential(next, &e.template);
+        if now.is_some() && now != credential(current, &e.template) {
+            out.push(format!(
+                "a changed credential for {}: {}",
+                e.template,
+                now.unwrap_or_default()
+            ));
+        }
+    }
+    out
 }
 
 /// Delete a file that may not be there.
@@ -183,6 +238,29 @@ impl Lifecycle {
     /// `.versions/NAME/pending`: the upgrade waiting for approval.
     fn pending_file(&self, name: &str) -> PathBuf {
         self.dir.join(".versions").join(name).join("pending")
+    }
+
+    /// A kept version's bytes and signature, refused unless the file still
+    /// has the digest it was kept under (a file changed on disk is not run).
+    fn read_archived(
+        &self,
+        name: &str,
+        expected: &str,
+    ) -> Result<(Vec<u8>, Option<String>), LifecycleError> {
+        let archived = self.archived_file(name, expected);
+        let bytes = std::fs::read(&archived).map_err(|e| {
+            LifecycleError::Refused(format!(
+                "version {expected} of `{name}` is not kept any more ({e})"
+            ))
+        })?;
+        let found = digest(&bytes);
+        if found != expected {
+            return Err(LifecycleError::Refused(format!(
+                "the kept file of `{name}` {expected} was changed on disk (it is now {found}); it is not run"
+            )));
+        }
+        let signature = std::fs::read_to_string(signature_file(&archived)).ok();
+        Ok((bytes, signature))
     }
 
     fn archived_file(&self, name: &str, digest: &str) -> PathBuf {
@@ -281,27 +359,31 @@ impl Lifecycle {
         actor: &str,
         action: Option<&str>,
     ) -> Result<Change, LifecycleError> {
+        // The signature first: an untrusted file is never compiled, cached
+        // or instantiated (not even to ask it what it is).
+        let signed_by = self.trust.check(&digest(bytes), signature)?;
         let plugin = self.registry.runtime().load(bytes).await?;
-        let signed_by = self.trust.check(&plugin.description().digest, signature)?;
         if action.is_none()
             && let Some(current) = self.registry.get(plugin.name())
         {
             let new_endpoints = new_endpoints(&current, &plugin);
-            if !new_endpoints.is_empty() {
+            let new_secrets = new_secrets(&current, &plugin);
+            if !new_endpoints.is_empty() || !new_secrets.is_empty() {
                 self.archive(&plugin, bytes, signature)?;
                 let waiting = Pending {
                     plugin: plugin.name().to_string(),
                     version: plugin.version().to_string(),
                     digest: plugin.description().digest.clone(),
-                    new_endpoints: new_endpoints.clone(),
+                    new_endpoints,
+                    new_secrets,
                 };
                 let json = serde_json::to_vec(&waiting).map_err(std::io::Error::other)?;
                 replace(&self.pending_file(plugin.name()), &json)?;
                 tracing::warn!(
                     plugin = %plugin.name(),
                     version = %plugin.version(),
-                    new_endpoints = %new_endpoints.join(", "),
-                    "an upgrade declares endpoints the version in use does not: pending approval"
+                    asks_for = %waiting.asks_for(),
+                    "an upgrade asks for more than the version in use: pending approval"
                 );
                 return self
                     .record(
@@ -375,9 +457,7 @@ impl Lifecycle {
         let waiting = self.waiting(name).ok_or_else(|| {
             LifecycleError::Refused(format!("no upgrade of `{name}` is waiting for approval"))
         })?;
-        let archived = self.archived_file(name, &waiting.digest);
-        let bytes = std::fs::read(&archived)?;
-        let signature = std::fs::read_to_string(signature_file(&archived)).ok();
+        let (bytes, signature) = self.read_archived(name, &waiting.digest)?;
         let change = self
             .make_current(&bytes, signature.as_deref(), actor, Some("approve"))
             .await?;
@@ -452,13 +532,7 @@ impl Lifecycle {
                 )));
             }
         };
-        let archived = self.archived_file(name, &earlier);
-        let bytes = std::fs::read(&archived).map_err(|e| {
-            LifecycleError::Refused(format!(
-                "the earlier version {earlier} is not kept any more ({e})"
-            ))
-        })?;
-        let signature = std::fs::read_to_string(signature_file(&archived)).ok();
+        let (bytes, signature) = self.read_archived(name, &earlier)?;
         self.make_current(&bytes, signature.as_deref(), actor, Some("rollback"))
             .await
     }

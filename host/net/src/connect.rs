@@ -9,30 +9,49 @@ use tokio::net::TcpStream;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How many denials one run keeps and logs; further ones are only counted.
+const KEPT_DENIALS: usize = 100;
+
 /// Where denials go: the log (inside the caller's span, which names the
 /// plugin, its version and the account) and a list the host can inspect.
+/// Bounded: a plugin refused in a loop fills neither the log nor memory;
+/// past [`KEPT_DENIALS`] a denial is counted, and the first one past it says so.
 #[derive(Clone, Default, Debug)]
 pub struct Audit {
-    denials: Arc<Mutex<Vec<Denial>>>,
+    denials: Arc<Mutex<(Vec<Denial>, usize)>>,
 }
 
 impl Audit {
     /// Record and log one denial.
     pub fn denied(&self, denial: &Denial) {
-        tracing::warn!(
-            attempted = %denial.attempted,
-            reason = %denial.reason,
-            would_allow = %denial.would_allow,
-            "plugin network access denied"
-        );
-        if let Ok(mut list) = self.denials.lock() {
-            list.push(denial.clone());
+        let Ok(mut guard) = self.denials.lock() else {
+            return;
+        };
+        let (kept, count) = &mut *guard;
+        *count += 1;
+        if kept.len() < KEPT_DENIALS {
+            tracing::warn!(
+                attempted = %denial.attempted,
+                reason = %denial.reason,
+                would_allow = %denial.would_allow,
+                "plugin network access denied"
+            );
+            kept.push(denial.clone());
+        } else if *count == KEPT_DENIALS + 1 {
+            tracing::warn!(
+                "more than {KEPT_DENIALS} denials in this run: the rest are only counted"
+            );
         }
     }
 
-    /// Every denial recorded so far.
+    /// The denials recorded so far (the first [`KEPT_DENIALS`]).
     pub fn denials(&self) -> Vec<Denial> {
-        self.denials.lock().map(|l| l.clone()).unwrap_or_default()
+        self.denials.lock().map(|l| l.0.clone()).unwrap_or_default()
+    }
+
+    /// How many denials there were, kept or not.
+    pub fn count(&self) -> usize {
+        self.denials.lock().map(|l| l.1).unwrap_or_default()
     }
 }
 

@@ -13,6 +13,7 @@
 
 mod budget;
 mod connect;
+mod signin;
 mod stream;
 mod tls;
 

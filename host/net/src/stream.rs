@@ -3,8 +3,10 @@
 
 use std::sync::Arc;
 
-use mailroom_contract::v1::net::{self, Connection, NetError, SecretEncoding, Security};
-use mailroom_policy::{Denial, Endpoint, Redactor, Scheme, Secrets};
+use std::collections::BTreeMap;
+
+use mailroom_contract::v1::net::{self, Connection, NetError, SecretEncoding, Security, SignIn};
+use mailroom_policy::{Denial, Endpoint, Redactor, Refusal, Scheme, Secret, Secrets, WireGuard};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
@@ -12,6 +14,7 @@ use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
 use crate::budget::{ConnectionBudget, ConnectionPermit};
 use crate::connect::{Audit, ConnectError, connect};
+use crate::signin;
 use crate::tls::TlsConfig;
 
 /// The largest single read handed to a plugin.
@@ -21,16 +24,25 @@ const MAX_READ: usize = 256 * 1024;
 pub struct NetCtx {
     policy: Arc<mailroom_policy::AccountPolicy>,
     secrets: Arc<Secrets>,
+    /// For each secret field, the indices of the declared endpoints it may go to.
+    bound: BTreeMap<String, Vec<usize>>,
+    /// Armed on every connection from its first byte.
+    redactor: Redactor,
     tls: TlsConfig,
     audit: Audit,
     budget: ConnectionBudget,
 }
 
 impl NetCtx {
-    /// State for a run under `policy`, able to use `secrets`.
+    /// State for a run under `policy`, able to use `secrets`, each only on
+    /// connections to the declared endpoints `bound` lists for it (by
+    /// index); `redactor` blanks them (and whatever else the host put on the
+    /// wire for the account) out of everything read back.
     pub fn new(
         policy: Arc<mailroom_policy::AccountPolicy>,
         secrets: Arc<Secrets>,
+        bound: BTreeMap<String, Vec<usize>>,
+        redactor: Redactor,
         tls: TlsConfig,
         audit: Audit,
         budget: ConnectionBudget,
@@ -38,6 +50,8 @@ impl NetCtx {
         NetCtx {
             policy,
             secrets,
+            bound,
+            redactor,
             tls,
             audit,
             budget,
@@ -80,9 +94,13 @@ enum Io {
 }
 
 /// One open connection.
-struct Conn {
+pub(crate) struct Conn {
     io: Io,
     endpoint: Endpoint,
+    /// The declared endpoint it was opened to, by index.
+    template: usize,
+    /// Decides whether a secret may go on this connection.
+    guard: WireGuard,
     redactor: Redactor,
     /// Bytes already redacted but beyond what the last `read` asked for.
     ready: Vec<u8>,
@@ -135,7 +153,7 @@ impl NetView<'_> {
         };
         let endpoint = Endpoint::new(scheme, &host, port)
             .map_err(|e| NetError::Denied(format!("{e}: not a host a grant can name")))?;
-        let (tcp, _) = connect(&self.ctx.policy, &endpoint, &self.ctx.audit).await?;
+        let (tcp, template) = connect(&self.ctx.policy, &endpoint, &self.ctx.audit).await?;
         let io = match security {
             Security::Tls => tls_handshake(self.ctx.tls.clone(), &endpoint.host, tcp).await?,
             Security::Plain => Io::Plain(tcp),
@@ -143,7 +161,9 @@ impl NetView<'_> {
         Ok(Conn {
             io,
             endpoint,
-            redactor: Redactor::default(),
+            template,
+            guard: WireGuard::new(),
+            redactor: self.ctx.redactor.clone(),
             ready: Vec::new(),
             buf: Vec::new(),
             eof: false,
@@ -177,35 +197,12 @@ impl net::HostConnection for NetView<'_> {
     ) -> wasmtime::Result<Result<Vec<u8>, NetError>> {
         let conn = self.table.get_mut(&borrow(&this))?;
         let max = (max as usize).clamp(1, MAX_READ);
-        if !conn.ready.is_empty() {
-            return Ok(Ok(take_up_to(&mut conn.ready, max)));
-        }
-        if conn.buf.len() < max {
-            conn.buf.resize(max, 0);
-        }
-        loop {
-            if conn.eof {
-                conn.ready = conn.redactor.finish();
-                return Ok(Ok(take_up_to(&mut conn.ready, max)));
-            }
-            let n = match &mut conn.io {
-                Io::Plain(s) => s.read(&mut conn.buf[..max]).await,
-                Io::Tls(s) => s.read(&mut conn.buf[..max]).await,
-                Io::Broken => return Ok(Err(NetError::Connection("connection is closed".into()))),
-            };
-            let n = match n {
-                Ok(n) => n,
-                Err(e) => return Ok(Err(io_error(e))),
-            };
-            if n == 0 {
-                conn.eof = true;
-                continue;
-            }
-            conn.ready = conn.redactor.feed(&conn.buf[..n]);
-            if !conn.ready.is_empty() {
-                return Ok(Ok(take_up_to(&mut conn.ready, max)));
+        while conn.ready.is_empty() && !conn.eof {
+            if let Err(e) = conn.fill(max).await {
+                return Ok(Err(e));
             }
         }
+        Ok(Ok(take_up_to(&mut conn.ready, max)))
     }
 
     async fn write(
@@ -214,7 +211,8 @@ impl net::HostConnection for NetView<'_> {
         data: Vec<u8>,
     ) -> wasmtime::Result<Result<(), NetError>> {
         let conn = self.table.get_mut(&borrow(&this))?;
-        Ok(write_all(&mut conn.io, &data).await)
+        conn.guard.wrote(&data);
+        Ok(conn.send(&data).await)
     }
 
     async fn write_secret(
@@ -225,35 +223,60 @@ impl net::HostConnection for NetView<'_> {
         encoding: SecretEncoding,
         after: Vec<u8>,
     ) -> wasmtime::Result<Result<(), NetError>> {
-        let Some(value) = self.ctx.secrets.get(&secret).cloned() else {
-            return Ok(Err(NetError::UnknownSecret(secret)));
-        };
         let conn = self.table.get_mut(&borrow(&this))?;
-        if matches!(conn.io, Io::Plain(_)) && !self.ctx.policy.plaintext_credentials() {
-            let denial = Denial {
-                attempted: format!("writing secret `{secret}` to {}", conn.endpoint),
-                reason: "the connection is not encrypted".into(),
-                would_allow: "STARTTLS first, or a grant allowing plaintext credentials".into(),
-            };
-            self.ctx.audit.denied(&denial);
-            return Ok(Err(NetError::Denied(denial.to_string())));
-        }
-        let encoded = match encoding {
+        let value = match self.ctx.usable(conn, &secret) {
+            Ok(value) => value,
+            Err(e) => return Ok(Err(e)),
+        };
+        let encoding = match encoding {
             SecretEncoding::Raw => mailroom_policy::SecretEncoding::Raw,
             SecretEncoding::ImapQuoted => mailroom_policy::SecretEncoding::ImapQuoted,
             SecretEncoding::SaslPlain(user) => mailroom_policy::SecretEncoding::SaslPlain(user),
             SecretEncoding::Xoauth2(user) => mailroom_policy::SecretEncoding::Xoauth2(user),
+        };
+        if let Err(refusal) = conn
+            .guard
+            .authorize(&before, &encoding, value.expose(), &after)
+        {
+            return Ok(Err(self.ctx.refuse(conn, &secret, &refusal)));
         }
-        .encode(&value);
-        // From now on nothing read back from this connection may carry a secret.
-        if conn.redactor.is_empty() {
-            conn.redactor = self.ctx.secrets.redactor();
-        }
+        let encoded = encoding.encode(&value);
         conn.redactor.add(encoded.as_bytes());
         let mut data = before;
         data.extend_from_slice(encoded.as_bytes());
         data.extend_from_slice(&after);
-        Ok(write_all(&mut conn.io, &data).await)
+        Ok(conn.send(&data).await)
+    }
+
+    async fn authenticate(
+        &mut self,
+        this: Resource<Connection>,
+        step: SignIn,
+    ) -> wasmtime::Result<Result<Vec<u8>, NetError>> {
+        let conn = self.table.get_mut(&borrow(&this))?;
+        let value = match self.ctx.usable(conn, &step.secret) {
+            Ok(value) => value,
+            Err(e) => return Ok(Err(e)),
+        };
+        let plan = match signin::plan(&step, &value) {
+            Ok(plan) => plan,
+            Err(why) => {
+                let denial = Denial {
+                    attempted: format!("signing in with `{}` to {}", step.secret, conn.endpoint),
+                    reason: why,
+                    would_allow: "a well-formed sign-in step (see `net.sign-in`)".into(),
+                };
+                self.ctx.audit.denied(&denial);
+                return Ok(Err(NetError::Denied(denial.to_string())));
+            }
+        };
+        if let Err(refusal) = conn.guard.begin(plan.protocol) {
+            return Ok(Err(self.ctx.refuse(conn, &step.secret, &refusal)));
+        }
+        for form in &plan.written {
+            conn.redactor.add(form.as_bytes());
+        }
+        Ok(signin::perform(conn, &plan).await)
     }
 
     async fn start_tls(
@@ -261,6 +284,23 @@ impl net::HostConnection for NetView<'_> {
         this: Resource<Connection>,
     ) -> wasmtime::Result<Result<(), NetError>> {
         let conn = self.table.get_mut(&borrow(&this))?;
+        // Plaintext that arrived before the upgrade could be a man in the
+        // middle's injected answers: refuse rather than let it be read as
+        // if it came over TLS.
+        let unread = !conn.ready.is_empty()
+            || conn.redactor.holds()
+            || match &conn.io {
+                Io::Plain(tcp) => matches!(tcp.try_read(&mut [0u8; 1]), Ok(n) if n > 0),
+                _ => false,
+            };
+        if unread && matches!(conn.io, Io::Plain(_)) {
+            conn.io = Io::Broken;
+            return Ok(Err(NetError::Tls(
+                "the server sent more before the TLS upgrade than its answer to STARTTLS \
+                 (injected plaintext?); the connection is closed"
+                    .into(),
+            )));
+        }
         let tcp = match std::mem::replace(&mut conn.io, Io::Broken) {
             Io::Plain(tcp) => tcp,
             other => {
@@ -301,6 +341,109 @@ impl net::HostConnection for NetView<'_> {
 fn take_up_to(ready: &mut Vec<u8>, max: usize) -> Vec<u8> {
     let rest = ready.split_off(max.min(ready.len()));
     std::mem::replace(ready, rest)
+}
+
+impl NetCtx {
+    /// The value of `secret`, where it may go on `conn`: the account has it,
+    /// it is bound to the endpoint `conn` was opened to, and the connection
+    /// is encrypted (or the operator allowed plaintext credentials).
+    fn usable(&self, conn: &Conn, secret: &str) -> Result<Secret, NetError> {
+        let Some(value) = self.secrets.get(secret).cloned() else {
+            return Err(NetError::UnknownSecret(secret.to_string()));
+        };
+        let deny = |reason: String, would_allow: &str| {
+            let denial = Denial {
+                attempted: format!("writing secret `{secret}` to {}", conn.endpoint),
+                reason,
+                would_allow: would_allow.into(),
+            };
+            self.audit.denied(&denial);
+            Err(NetError::Denied(denial.to_string()))
+        };
+        if !self
+            .bound
+            .get(secret)
+            .is_some_and(|endpoints| endpoints.contains(&conn.template))
+        {
+            return deny(
+                "the secret is not bound to this endpoint".into(),
+                "the plugin binding the secret to this endpoint (`bindings`) and the operator approving it",
+            );
+        }
+        if matches!(conn.io, Io::Plain(_)) && !self.policy.plaintext_credentials() {
+            return deny(
+                "the connection is not encrypted".into(),
+                "STARTTLS first, or a grant allowing plaintext credentials",
+            );
+        }
+        Ok(value)
+    }
+
+    /// Record and report a sign-in the wire guard refused.
+    fn refuse(&self, conn: &Conn, secret: &str, refusal: &Refusal) -> NetError {
+        let denial = Denial {
+            attempted: format!("writing secret `{secret}` to {}", conn.endpoint),
+            reason: refusal.to_string(),
+            would_allow:
+                "a sign-in step: IMAP LOGIN or AUTHENTICATE, SMTP AUTH, POP3 PASS or AUTH, \
+                 once, on a connection that carried only pre-authentication commands"
+                    .into(),
+        };
+        self.audit.denied(&denial);
+        NetError::Denied(denial.to_string())
+    }
+}
+
+impl Conn {
+    /// Read once from the wire into `ready`, redacted; at the end of the
+    /// stream, release what the redactor held back.
+    async fn fill(&mut self, max: usize) -> Result<(), NetError> {
+        if self.buf.len() < max {
+            self.buf.resize(max, 0);
+        }
+        let n = match &mut self.io {
+            Io::Plain(s) => s.read(&mut self.buf[..max]).await,
+            Io::Tls(s) => s.read(&mut self.buf[..max]).await,
+            Io::Broken => return Err(NetError::Connection("connection is closed".into())),
+        }
+        .map_err(io_error)?;
+        if n == 0 {
+            self.eof = true;
+            let rest = self.redactor.finish();
+            self.ready.extend_from_slice(&rest);
+        } else {
+            self.guard.read(&self.buf[..n]);
+            let out = self.redactor.feed(&self.buf[..n]);
+            self.ready.extend_from_slice(&out);
+        }
+        Ok(())
+    }
+
+    /// One line (with its line break), redacted, at most `max` bytes; what
+    /// follows it stays for the plugin's reads.
+    pub(crate) async fn read_line(&mut self, max: usize) -> Result<Vec<u8>, NetError> {
+        loop {
+            if let Some(at) = memchr::memchr(b'\n', &self.ready) {
+                return Ok(take_up_to(&mut self.ready, at + 1));
+            }
+            if self.ready.len() > max {
+                return Err(NetError::Connection(
+                    "the server's answer to the sign-in is too long".into(),
+                ));
+            }
+            if self.eof {
+                return Err(NetError::Connection(
+                    "the server closed the connection during the sign-in".into(),
+                ));
+            }
+            self.fill(4096).await?;
+        }
+    }
+
+    /// Write all of `data`.
+    pub(crate) async fn send(&mut self, data: &[u8]) -> Result<(), NetError> {
+        write_all(&mut self.io, data).await
+    }
 }
 
 async fn write_all(io: &mut Io, data: &[u8]) -> Result<(), NetError> {

@@ -120,3 +120,60 @@ mod tests {
         assert_eq!(class("::ffff:8.8.8.8"), AddressClass::Public);
     }
 }
+
+/// `text` with every IP address in it (`10.0.0.5`, `10.0.0.5:993`,
+/// `[fd00::1]:993`, `fd00::1`) replaced by `(an address)`: for messages shown
+/// to users, who typed a host name and must not learn what it resolved to
+/// inside the operator's network.
+pub fn without_addresses(text: &str) -> String {
+    let is_part = |c: char| c.is_ascii_hexdigit() || matches!(c, '.' | ':' | '[' | ']');
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find(is_part) {
+        out.push_str(&rest[..start]);
+        let len = rest[start..]
+            .find(|c| !is_part(c))
+            .unwrap_or(rest.len() - start);
+        let token = &rest[start..start + len];
+        let bare = token.trim_end_matches(['.', ':']);
+        let address = bare.parse::<IpAddr>().is_ok()
+            || bare.parse::<std::net::SocketAddr>().is_ok()
+            || bare
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<IpAddr>()
+                .is_ok();
+        if address && bare.len() > 2 {
+            out.push_str("(an address)");
+            out.push_str(&token[bare.len()..]);
+        } else {
+            out.push_str(token);
+        }
+        rest = &rest[start + len..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod scrub_tests {
+    use super::without_addresses;
+
+    #[test]
+    fn addresses_are_left_out_and_the_rest_kept() {
+        assert_eq!(
+            without_addresses(
+                "tls://db.corp:993 denied: db.corp resolved to 10.0.0.5, a private address"
+            ),
+            "tls://db.corp:993 denied: db.corp resolved to (an address), a private address"
+        );
+        assert_eq!(
+            without_addresses("connect 10.1.2.3:993 and [fd00::1]:25 or fe80::1."),
+            "connect (an address) and (an address) or (an address)."
+        );
+        assert_eq!(
+            without_addresses("at 12:30:45 on 2026-12-07, code 535 5.7.8 bad"),
+            "at 12:30:45 on 2026-12-07, code 535 5.7.8 bad"
+        );
+    }
+}

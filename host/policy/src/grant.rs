@@ -25,6 +25,12 @@ pub struct OperatorGrant {
     /// proxy, or an emulator in tests). The plugin still names, and is
     /// checked against, the declared origin; the host connects elsewhere.
     pub origins: Vec<Origin>,
+    /// Host names the rendered endpoints must match (`mail.corp.example`,
+    /// or `*.corp.example` for any name under it); empty: any name.
+    pub hosts: Vec<String>,
+    /// What one plugin is granted beyond the above, by plugin name (its own
+    /// `plugins` is ignored); see [`OperatorGrant::for_plugin`].
+    pub plugins: BTreeMap<String, OperatorGrant>,
 }
 
 /// A declared HTTP origin served from another base URL.
@@ -67,6 +73,85 @@ impl OperatorGrant {
         Self::default()
     }
 
+    /// The grant of the plugin `name`: what every plugin is granted, with
+    /// that plugin's own private networks and origins added, its plaintext
+    /// permission, and its endpoint list and host narrowing where it has them.
+    pub fn for_plugin(&self, name: &str) -> OperatorGrant {
+        let mut grant = OperatorGrant {
+            plugins: BTreeMap::new(),
+            ..self.clone()
+        };
+        if let Some(own) = self.plugins.get(name) {
+            grant
+                .private_networks
+                .extend(own.private_networks.iter().cloned());
+            grant.origins.extend(own.origins.iter().cloned());
+            grant.plaintext_credentials |= own.plaintext_credentials;
+            if !own.hosts.is_empty() {
+                grant.hosts = own.hosts.clone();
+            }
+            if own.endpoints.is_some() {
+                grant.endpoints = own.endpoints.clone();
+            }
+        }
+        grant
+    }
+
+    /// Add one plugin's grant from `PLUGIN:KEY[=VALUE]`: `private=CIDR` (a
+    /// private network it may reach), `plaintext` (secrets over unencrypted
+    /// connections), `host=NAME` or `host=*.DOMAIN` (the only hosts its
+    /// endpoints may name), `endpoint=TEMPLATE` (grant only the declared
+    /// templates listed). The error names the item and what is wrong.
+    pub fn add(&mut self, item: &str) -> Result<(), String> {
+        let item = item.trim();
+        let bad = |why: &str| Err(format!("`{item}`: {why}"));
+        let Some((plugin, rest)) = item.split_once(':') else {
+            return bad("expected PLUGIN:KEY[=VALUE], e.g. imap:private=10.0.0.0/8");
+        };
+        if plugin.is_empty()
+            || !plugin
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            return bad("the plugin name must be of a-z, 0-9 and -");
+        }
+        let own = self.plugins.entry(plugin.to_string()).or_default();
+        match rest.split_once('=') {
+            None if rest == "plaintext" => own.plaintext_credentials = true,
+            Some(("private", cidr)) => match cidr.parse::<IpNet>() {
+                Ok(net) => own.private_networks.push(net),
+                Err(_) => return bad("not a network in CIDR form (10.0.0.0/8)"),
+            },
+            Some(("host", pattern)) => {
+                let name = pattern.strip_prefix("*.").unwrap_or(pattern);
+                if Endpoint::new(Scheme::Tls, name, 1).is_err() {
+                    return bad("not a host name (mail.example.com or *.example.com)");
+                }
+                own.hosts.push(pattern.to_ascii_lowercase());
+            }
+            Some(("endpoint", template)) => match Template::parse(template) {
+                Ok(_) => own
+                    .endpoints
+                    .get_or_insert_with(Vec::new)
+                    .push(template.to_string()),
+                Err(e) => return bad(&e.to_string()),
+            },
+            _ => return bad("the key must be private=, plaintext, host= or endpoint="),
+        }
+        Ok(())
+    }
+
+    /// Whether the narrowing lets an endpoint name `host`.
+    fn allows_host(&self, host: &str) -> bool {
+        self.hosts.is_empty()
+            || self.hosts.iter().any(|p| match p.strip_prefix("*.") {
+                Some(domain) => host
+                    .strip_suffix(domain)
+                    .is_some_and(|sub| sub.ends_with('.') && sub.len() > 1),
+                None => p == host,
+            })
+    }
+
     fn grants(&self, template: &Template) -> bool {
         self.grants_template(template.as_str())
     }
@@ -107,6 +192,9 @@ pub struct AccountPolicy {
     allowed: Vec<(Endpoint, usize)>,
     /// Declared but not granted: for explaining denials.
     declared_only: Vec<(Endpoint, String)>,
+    /// Declared and rendered, but outside the operator's host narrowing.
+    narrowed: Vec<Endpoint>,
+    hosts: Vec<String>,
     private_networks: Vec<IpNet>,
     plaintext_credentials: bool,
     origins: Vec<Origin>,
@@ -124,13 +212,16 @@ impl AccountPolicy {
     ) -> Result<Self, EndpointError> {
         let mut allowed = Vec::new();
         let mut declared_only = Vec::new();
+        let mut narrowed = Vec::new();
         for (index, template) in declared.iter().enumerate() {
             let endpoint = match template.render(settings) {
                 Ok(e) => e,
                 Err(EndpointError::MissingField { .. }) => continue,
                 Err(e) => return Err(e),
             };
-            if grant.grants(template) {
+            if !grant.allows_host(&endpoint.host) {
+                narrowed.push(endpoint);
+            } else if grant.grants(template) {
                 allowed.push((endpoint, index));
             } else {
                 declared_only.push((endpoint, template.as_str().to_string()));
@@ -139,6 +230,8 @@ impl AccountPolicy {
         Ok(AccountPolicy {
             allowed,
             declared_only,
+            narrowed,
+            hosts: grant.hosts.clone(),
             private_networks: grant.private_networks.clone(),
             plaintext_credentials: grant.plaintext_credentials,
             origins: grant.origins.clone(),
@@ -152,6 +245,16 @@ impl AccountPolicy {
             return Ok(*index);
         }
         let attempted = endpoint.to_string();
+        if self.narrowed.contains(endpoint) {
+            return Err(Denial {
+                reason: format!(
+                    "the operator allows this plugin only the hosts {}",
+                    self.hosts.join(", ")
+                ),
+                would_allow: format!("a grant of host `{}` to this plugin", endpoint.host),
+                attempted,
+            });
+        }
         Err(
             match self.declared_only.iter().find(|(e, _)| e == endpoint) {
                 Some((_, template)) => Denial {
@@ -220,6 +323,56 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn each_plugin_gets_its_own_networks_plaintext_and_hosts() {
+        let mut grant = OperatorGrant::default();
+        for item in [
+            "imap:private=10.0.0.0/8",
+            "imap:plaintext",
+            "exchange:host=*.corp.example",
+        ] {
+            grant.add(item).unwrap();
+        }
+        let imap = grant.for_plugin("imap");
+        assert_eq!(imap.private_networks, vec!["10.0.0.0/8".parse().unwrap()]);
+        assert!(imap.plaintext_credentials);
+        let exchange = grant.for_plugin("exchange");
+        assert!(exchange.private_networks.is_empty() && !exchange.plaintext_credentials);
+        let gmail = grant.for_plugin("gmail");
+        assert_eq!(gmail, OperatorGrant::default());
+
+        let t = vec![Template::parse("https://{server}").unwrap()];
+        let at = |host: &str| {
+            let settings = [("server".to_string(), host.to_string())].into();
+            let p = AccountPolicy::new(&t, &exchange, &settings).unwrap();
+            p.check_endpoint(&Endpoint::new(Scheme::Https, host, 443).unwrap())
+        };
+        assert_eq!(at("mail.corp.example"), Ok(0));
+        for outside in [
+            "corp.example",
+            "mail.corp.example.evil.test",
+            "evilcorp.example",
+        ] {
+            let denial = at(outside).unwrap_err();
+            assert!(denial.reason.contains("*.corp.example"), "{denial}");
+        }
+    }
+
+    #[test]
+    fn a_bad_grant_item_is_refused_naming_it() {
+        let mut grant = OperatorGrant::default();
+        for (item, why) in [
+            ("imap", "PLUGIN:KEY"),
+            ("imap:private=10.0.0.0/33", "CIDR"),
+            ("Imap:plaintext", "plugin name"),
+            ("imap:host=bad host", "host name"),
+            ("imap:everything", "the key"),
+        ] {
+            let err = grant.add(item).unwrap_err();
+            assert!(err.contains(item) && err.contains(why), "{err}");
+        }
     }
 
     #[test]

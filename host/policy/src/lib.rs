@@ -8,7 +8,8 @@
 //! and by resolved address after it ([`AccountPolicy::check_address`]).
 //!
 //! This crate also owns [`Secrets`]: the credentials a plugin can use but never
-//! read, and the [`Redactor`] that blanks them out of anything read back.
+//! read, the [`Redactor`] that blanks them out of anything read back, and the
+//! [`WireGuard`] that lets a secret onto a connection only inside a sign-in step.
 //!
 //! It decides; it does no I/O. Opening connections is `mailroom-net`'s job,
 //! sending HTTP is `mailroom-http`'s.
@@ -17,8 +18,10 @@ mod address;
 mod endpoint;
 mod grant;
 mod secret;
+mod wire;
 
-pub use address::{AddressClass, classify};
+pub use address::{AddressClass, classify, without_addresses};
 pub use endpoint::{Endpoint, EndpointError, HOST_VALUES, Scheme, Template, host_values};
 pub use grant::{AccountPolicy, Denial, OperatorGrant, Origin};
 pub use secret::{Redactor, Secret, SecretEncoding, Secrets};
+pub use wire::{Protocol, Refusal, WireGuard};

@@ -145,13 +145,14 @@ impl Analyzer {
             runtime,
             policy,
             vec![],
+            BTreeMap::new(),
             Arc::new(Secrets::new()),
             Audit::default(),
         );
         let mut store = Store::new(&runtime.engine, state);
         store.limiter(|s| &mut s.limiter);
-        store.epoch_deadline_trap();
-        store.set_epoch_deadline(crate::run::deadline_ticks(runtime.limits.call_timeout));
+        crate::run::yield_each_tick(&mut store);
+        crate::run::arm(&mut store, runtime.limits.call_timeout);
         store
     }
 
@@ -168,7 +169,7 @@ impl Analyzer {
             let instance = self.pre.instantiate_async(&mut store).await?;
             let mut out = Vec::with_capacity(texts.len());
             for (text, language) in texts {
-                store.set_epoch_deadline(crate::run::deadline_ticks(timeout));
+                crate::run::arm(&mut store, timeout);
                 let score: Score = instance
                     .mailroom_analyzer_sentiment()
                     .call_analyze(&mut store, text, language.as_deref())

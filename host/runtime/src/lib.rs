@@ -32,7 +32,7 @@ pub use analyzer::{Analyzer, AnalyzerInfo, Sentiment, SentimentLabel};
 pub use engine::{Limits, Runtime, RuntimeConfig};
 pub use error::{CallError, LoadError};
 pub use health::{Health, HealthReport};
-pub use plugin::{Plugin, PluginDescription};
+pub use plugin::{Plugin, PluginDescription, SecretBinding};
 pub use registry::Registry;
 pub use run::{AccountInput, Run};
 
@@ -42,4 +42,4 @@ pub use mailroom_contract::v1::provider::{
 };
 pub use mailroom_contract::{CONTRACT_V1, v1::types::ConfigError};
 pub use mailroom_net::Audit;
-pub use mailroom_policy::{Denial, OperatorGrant, Secret, Secrets};
+pub use mailroom_policy::{Denial, OperatorGrant, Secret, Secrets, without_addresses};

@@ -3,9 +3,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use mailroom_contract::declarations::bindings::GuestIndices as Declarations;
 use mailroom_contract::v1::provider::{Credential, Endpoint, Field, PluginInfo};
 use mailroom_contract::{CONTRACT_V1, CONTRACT_V2, PROVIDER_INTERFACE_V1, PROVIDER_INTERFACE_V2};
 use mailroom_contract::{v1, v2};
+use mailroom_policy::Scheme;
 use mailroom_policy::{HOST_VALUES, OperatorGrant, Secrets, Template};
 use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
@@ -27,7 +29,7 @@ pub struct PluginDescription {
     pub version: String,
     /// From `info`.
     pub description: String,
-    /// The contract it implements, e.g. `mailroom:provider@1.0.0`.
+    /// The contract it implements, e.g. `mailroom:provider@1.1.0`.
     pub contract: String,
     /// `sha256:` and the hex digest of the component file.
     pub digest: String,
@@ -40,6 +42,36 @@ pub struct PluginDescription {
     /// Whether it can tell the host of new mail as it arrives (2.x `push`;
     /// always false for 1.x).
     pub push: bool,
+    /// Where each secret field may go: as the plugin declares it (1.1 and
+    /// 2.1 `bindings`), or for an x.0 plugin, every `tls`/`tcp` endpoint and
+    /// each HTTP endpoint whose credential names the secret.
+    pub bindings: Vec<SecretBinding>,
+    /// Whether `bindings` are the plugin's own declaration.
+    pub bindings_declared: bool,
+}
+
+/// One secret field and the declared endpoint templates it may be sent to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretBinding {
+    /// The secret field.
+    pub secret: String,
+    /// Endpoint templates, as declared.
+    pub endpoints: Vec<String>,
+}
+
+impl PluginDescription {
+    /// The indices of the declared endpoints `secret` may be sent to.
+    pub fn bound_endpoints(&self, secret: &str) -> Vec<usize> {
+        let Some(binding) = self.bindings.iter().find(|b| b.secret == secret) else {
+            return Vec::new();
+        };
+        self.endpoints
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| binding.endpoints.contains(&e.template))
+            .map(|(i, _)| i)
+            .collect()
+    }
 }
 
 /// A plugin ready to instantiate, with the binding of its contract's major
@@ -56,6 +88,8 @@ pub struct Plugin {
     pub(crate) description: PluginDescription,
     pub(crate) templates: Vec<Template>,
     pub(crate) pre: Pre,
+    /// The `bindings` export, where the plugin has one.
+    pub(crate) declarations: Option<Declarations>,
     pub(crate) health: Arc<Health>,
 }
 
@@ -92,6 +126,7 @@ impl Runtime {
             .linker
             .instantiate_pre(&component)
             .map_err(|e| LoadError::Link(first_line(&e)))?;
+        let declarations = Declarations::new(&instance).ok();
         let pre = if contract.starts_with("mailroom:provider@2") {
             v2::PluginPre::new(instance).map(Pre::V2)
         } else {
@@ -111,15 +146,26 @@ impl Runtime {
                 endpoints: vec![],
                 imports,
                 push: false,
+                bindings: vec![],
+                bindings_declared: false,
             },
             templates: vec![],
             pre,
+            declarations,
             health: Arc::default(),
         };
-        let (info, push) = self.call_info(&probe).await?;
+        let (info, push, declared) = self.call_info(&probe).await?;
         let templates = validate(&info)?;
+        let bindings_declared = declared.is_some();
+        let bindings = match declared {
+            Some(declared) => validate_bindings(&info, declared)?,
+            None => default_bindings(&info),
+        };
         let Plugin {
-            description, pre, ..
+            description,
+            pre,
+            declarations,
+            ..
         } = probe;
         Ok(Arc::new(Plugin {
             description: PluginDescription {
@@ -129,10 +175,13 @@ impl Runtime {
                 fields: info.fields,
                 endpoints: info.endpoints,
                 push,
+                bindings,
+                bindings_declared,
                 ..description
             },
             templates,
             pre,
+            declarations,
             health: Arc::default(),
         }))
     }
@@ -198,8 +247,12 @@ impl Runtime {
     }
 
     /// Instantiate once, with no account and no grants, and ask for `info`
-    /// (and, of a 2.x plugin, whether it can push).
-    async fn call_info(self: &Arc<Self>, plugin: &Plugin) -> Result<(PluginInfo, bool), LoadError> {
+    /// (and, of a 2.x plugin, whether it can push; of a plugin that exports
+    /// them, its secret bindings).
+    async fn call_info(
+        self: &Arc<Self>,
+        plugin: &Plugin,
+    ) -> Result<(PluginInfo, bool, Option<Vec<SecretBinding>>), LoadError> {
         let account = AccountInput {
             id: "load-check".into(),
             address: String::new(),
@@ -213,9 +266,15 @@ impl Runtime {
         let mut run = Run::new(self, plugin, &account, &grant)
             .await
             .map_err(|e| LoadError::InfoFailed(e.to_string()))?;
-        run.describe()
+        let (info, push) = run
+            .describe()
             .await
-            .map_err(|e| LoadError::InfoFailed(e.to_string()))
+            .map_err(|e| LoadError::InfoFailed(e.to_string()))?;
+        let bindings = run
+            .secret_bindings()
+            .await
+            .map_err(|e| LoadError::InfoFailed(format!("secret-bindings: {e}")))?;
+        Ok((info, push, bindings))
     }
 }
 
@@ -317,4 +376,76 @@ fn validate(info: &PluginInfo) -> Result<Vec<Template>, LoadError> {
         templates.push(template);
     }
     Ok(templates)
+}
+
+/// Check a plugin's own bindings: each names a declared secret field once,
+/// and declared endpoints; each endpoint's credential names a secret bound to it.
+fn validate_bindings(
+    info: &PluginInfo,
+    declared: Vec<SecretBinding>,
+) -> Result<Vec<SecretBinding>, LoadError> {
+    let bad = |why: String| Err(LoadError::BadInfo(why));
+    let mut seen = BTreeSet::new();
+    for b in &declared {
+        if !info.fields.iter().any(|f| f.secret && f.name == b.secret) {
+            return bad(format!(
+                "binding names `{}`, which is not a declared secret field",
+                b.secret
+            ));
+        }
+        if !seen.insert(b.secret.as_str()) {
+            return bad(format!("secret `{}` is bound twice", b.secret));
+        }
+        for t in &b.endpoints {
+            if !info.endpoints.iter().any(|e| &e.template == t) {
+                return bad(format!(
+                    "secret `{}` is bound to `{t}`, which is not a declared endpoint",
+                    b.secret
+                ));
+            }
+        }
+    }
+    for e in &info.endpoints {
+        if let Some(secret) = credential_secret(e.credential.as_ref())
+            && !declared
+                .iter()
+                .any(|b| b.secret == secret && b.endpoints.contains(&e.template))
+        {
+            return bad(format!(
+                "endpoint `{}` has a credential of secret `{secret}`, which is not bound to it",
+                e.template
+            ));
+        }
+    }
+    Ok(declared)
+}
+
+/// The secret an endpoint's credential uses.
+fn credential_secret(credential: Option<&Credential>) -> Option<&str> {
+    match credential? {
+        Credential::Bearer(secret) => Some(secret),
+        Credential::Basic(b) => Some(&b.secret_field),
+    }
+}
+
+/// What an x.0 plugin, which declares no bindings, may do: each secret to
+/// every `tls`/`tcp` endpoint and to the HTTP endpoints whose credential names it.
+fn default_bindings(info: &PluginInfo) -> Vec<SecretBinding> {
+    info.fields
+        .iter()
+        .filter(|f| f.secret)
+        .map(|f| SecretBinding {
+            secret: f.name.clone(),
+            endpoints: info
+                .endpoints
+                .iter()
+                .filter(|e| {
+                    let stream = Template::parse(&e.template)
+                        .is_ok_and(|t| matches!(t.scheme(), Scheme::Tls | Scheme::Tcp));
+                    stream || credential_secret(e.credential.as_ref()) == Some(f.name.as_str())
+                })
+                .map(|e| e.template.clone())
+                .collect(),
+        })
+        .collect()
 }

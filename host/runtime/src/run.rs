@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mailroom_contract::v1::provider::{
     Account, Credential, Outgoing, Page, PluginInfo, ProviderError, Window,
@@ -15,17 +15,27 @@ use mailroom_policy::{
     AccountPolicy, Denial, EndpointError, OperatorGrant, Secret, Secrets, host_values,
 };
 use tracing::Instrument;
-use wasmtime::component::{ResourceAny, ResourceTable};
-use wasmtime::{Store, Trap};
+use wasmtime::component::{Instance, ResourceAny, ResourceTable};
+use wasmtime::{Store, Trap, UpdateDeadline};
 use wasmtime_wasi::{I32Exit, WasiCtxBuilder};
 use wasmtime_wasi_http::WasiHttpCtx;
 
 use crate::cache::first_line;
-use crate::engine::{EPOCH_TICK, Limits, Runtime};
+use crate::engine::{Limits, Runtime};
 use crate::error::CallError;
 use crate::health::Health;
-use crate::plugin::{Plugin, Pre};
+use crate::plugin::{Plugin, Pre, SecretBinding};
 use crate::state::{Captured, MemoryLimiter, RunState};
+
+/// The most resources (connections, HTTP fields, streams, …) a run may hold at once.
+const MAX_RESOURCES: usize = 10_000;
+/// The most bytes one `wasi:http` fields resource may hold.
+const MAX_FIELDS_BYTES: usize = 64 * 1024;
+/// The most random bytes one call may ask for.
+const MAX_RANDOM_BYTES: u64 = 1 << 20;
+/// The most bytes a plugin may hand the host in one host call (a write, a
+/// request body chunk): a whole large message, and not much more.
+const HOSTCALL_FUEL: usize = 64 << 20;
 
 /// How much of a plugin's stdout/stderr is kept.
 const CAPTURE_BYTES: usize = 16 * 1024;
@@ -53,6 +63,8 @@ enum Bindings {
 pub struct Run {
     store: Store<RunState>,
     bindings: Bindings,
+    instance: Instance,
+    declarations: Option<mailroom_contract::declarations::bindings::GuestIndices>,
     account: Account,
     session: Option<ResourceAny>,
     limits: Limits,
@@ -112,43 +124,59 @@ impl Run {
         // Templates also see what the host provides (the address's domain).
         let mut values = host_values(&input.address);
         values.extend(settings.iter().map(|(k, v)| (k.clone(), v.clone())));
+        // The operator's grant as it stands for this plugin.
+        let grant = grant.for_plugin(&d.name);
         let policy =
-            Arc::new(AccountPolicy::new(&plugin.templates, grant, &values).map_err(bad_config)?);
+            Arc::new(AccountPolicy::new(&plugin.templates, &grant, &values).map_err(bad_config)?);
         let credentials = d
             .endpoints
             .iter()
             .map(|e| credential(e.credential.as_ref(), input))
             .collect::<Vec<_>>();
+        let bound = d
+            .bindings
+            .iter()
+            .map(|b| (b.secret.clone(), d.bound_endpoints(&b.secret)))
+            .collect();
         let audit = Audit::default();
         let limits = runtime.limits;
         let state = RunState::new(
             runtime,
             policy,
             credentials,
+            bound,
             Arc::new(input.secrets.clone()),
             audit.clone(),
         );
         let mut store = Store::new(&runtime.engine, state);
+        store.set_hostcall_fuel(HOSTCALL_FUEL);
         store.limiter(|s| &mut s.limiter);
-        store.epoch_deadline_trap();
-        store.set_epoch_deadline(deadline_ticks(limits.call_timeout));
+        yield_each_tick(&mut store);
+        arm(&mut store, limits.call_timeout);
         let instantiate = async {
             match &plugin.pre {
-                Pre::V1(pre) => pre.instantiate_async(&mut store).await.map(Bindings::V1),
-                Pre::V2(pre) => pre.instantiate_async(&mut store).await.map(Bindings::V2),
+                Pre::V1(pre) => {
+                    let instance = pre.instance_pre().instantiate_async(&mut store).await?;
+                    v1::Plugin::new(&mut store, &instance).map(|b| (Bindings::V1(b), instance))
+                }
+                Pre::V2(pre) => {
+                    let instance = pre.instance_pre().instantiate_async(&mut store).await?;
+                    v2::Plugin::new(&mut store, &instance).map(|b| (Bindings::V2(b), instance))
+                }
             }
         }
         .instrument(span.clone());
-        let bindings = match tokio::time::timeout(limits.call_timeout, instantiate).await {
-            Ok(Ok(b)) => b,
-            Ok(Err(e)) => {
-                return Err(CallError::Crashed(format!(
-                    "could not start: {}",
-                    first_line(&e)
-                )));
-            }
-            Err(_) => return Err(CallError::Timeout(limits.call_timeout)),
-        };
+        let (bindings, instance) =
+            match tokio::time::timeout(limits.call_timeout, instantiate).await {
+                Ok(Ok(b)) => b,
+                Ok(Err(e)) => {
+                    return Err(CallError::Crashed(format!(
+                        "could not start: {}",
+                        first_line(&e)
+                    )));
+                }
+                Err(_) => return Err(CallError::Timeout(limits.call_timeout)),
+            };
         let secret_fields: Vec<&str> = d
             .fields
             .iter()
@@ -168,6 +196,8 @@ impl Run {
         Ok(Run {
             store,
             bindings,
+            instance,
+            declarations: plugin.declarations.clone(),
             account,
             session: None,
             limits,
@@ -196,7 +226,7 @@ impl Run {
             }
             Bindings::V2(b) => {
                 let call = b
-                    .mailroom_provider2_0_0_provider()
+                    .mailroom_provider2_1_0_provider()
                     .call_info(&mut self.store);
                 guard(self.limits.call_timeout, &self.span, call)
                     .await
@@ -217,6 +247,36 @@ impl Run {
         Ok((info, push))
     }
 
+    /// `secret-bindings()`, where the plugin exports `bindings` (1.1, 2.1).
+    pub async fn secret_bindings(&mut self) -> Result<Option<Vec<SecretBinding>>, CallError> {
+        let Some(indices) = self.declarations.clone() else {
+            return Ok(None);
+        };
+        self.prepare()?;
+        let guest = match indices.load(&mut self.store, &self.instance) {
+            Ok(guest) => guest,
+            Err(e) => return Err(CallError::Crashed(first_line(&e))),
+        };
+        let call = guest.call_secret_bindings(&mut self.store);
+        let out = guard(self.limits.call_timeout, &self.span, call).await;
+        let settled = self.settle(out);
+        let declared = self.tally(settled)?;
+        let size = declared
+            .iter()
+            .map(|b| b.secret.len() + b.endpoints.iter().map(String::len).sum::<usize>())
+            .sum();
+        self.check_size(size)?;
+        Ok(Some(
+            declared
+                .into_iter()
+                .map(|b| SecretBinding {
+                    secret: b.secret,
+                    endpoints: b.endpoints,
+                })
+                .collect(),
+        ))
+    }
+
     /// `verify(account)`: sign in once.
     pub async fn verify(&mut self) -> Result<(), CallError> {
         self.prepare()?;
@@ -230,7 +290,7 @@ impl Run {
             Bindings::V2(b) => {
                 let account = (&self.account).into();
                 let call = b
-                    .mailroom_provider2_0_0_provider()
+                    .mailroom_provider2_1_0_provider()
                     .call_verify(&mut self.store, &account);
                 guard(self.limits.call_timeout, &self.span, call).await
             }
@@ -254,7 +314,7 @@ impl Run {
             Bindings::V2(b) => {
                 let account = (&self.account).into();
                 let call = b
-                    .mailroom_provider2_0_0_provider()
+                    .mailroom_provider2_1_0_provider()
                     .call_open(&mut self.store, &account);
                 guard(self.limits.call_timeout, &self.span, call).await
             }
@@ -282,7 +342,7 @@ impl Run {
                 guard(self.limits.call_timeout, &self.span, call).await
             }
             Bindings::V2(b) => {
-                let provider = b.mailroom_provider2_0_0_provider().session();
+                let provider = b.mailroom_provider2_1_0_provider().session();
                 let window = window.into();
                 let call = provider.call_sync(&mut self.store, session, cursor, &window);
                 let out = guard(self.limits.call_timeout, &self.span, call).await;
@@ -303,7 +363,7 @@ impl Run {
                 guard(self.limits.call_timeout, &self.span, call).await
             }
             Bindings::V2(b) => {
-                let provider = b.mailroom_provider2_0_0_provider().session();
+                let provider = b.mailroom_provider2_1_0_provider().session();
                 let call = provider.call_fetch(&mut self.store, session, ids);
                 let out = guard(self.limits.call_timeout, &self.span, call).await;
                 out.map(|r| r.map(|page| page.map(Page::from)))
@@ -323,9 +383,8 @@ impl Run {
             return Ok(false);
         };
         let waiting = Duration::from_secs(u64::from(seconds));
-        self.store
-            .set_epoch_deadline(deadline_ticks(self.limits.call_timeout + waiting));
-        let provider = b.mailroom_provider2_0_0_provider().session();
+        arm(&mut self.store, self.limits.call_timeout + waiting);
+        let provider = b.mailroom_provider2_1_0_provider().session();
         let call = provider.call_wait(&mut self.store, session, cursor, seconds);
         let out = guard(self.limits.call_timeout + waiting, &self.span, call).await;
         let settled = self
@@ -348,7 +407,7 @@ impl Run {
             }
             Bindings::V2(b) => {
                 let (account, message) = ((&self.account).into(), message.into());
-                let call = b.mailroom_provider2_0_0_provider().call_send(
+                let call = b.mailroom_provider2_1_0_provider().call_send(
                     &mut self.store,
                     &account,
                     &message,
@@ -397,7 +456,7 @@ impl Run {
     /// Count a finished call, and the accesses refused during it, in the
     /// plugin version's health.
     fn tally<R>(&mut self, result: Result<R, CallError>) -> Result<R, CallError> {
-        let denials = self.audit.denials().len();
+        let denials = self.audit.count();
         let new = denials.saturating_sub(self.denials_counted);
         self.denials_counted = denials;
         let crashed = result
@@ -415,8 +474,7 @@ impl Run {
         if let Some(why) = &self.ended {
             return Err(CallError::Ended(why.clone()));
         }
-        self.store
-            .set_epoch_deadline(deadline_ticks(self.limits.call_timeout));
+        arm(&mut self.store, self.limits.call_timeout);
         Ok(())
     }
 
@@ -478,8 +536,25 @@ impl Run {
     }
 }
 
-pub(crate) fn deadline_ticks(timeout: Duration) -> u64 {
-    (timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64 + 1
+/// Make a store's plugin code give its worker back at every epoch tick
+/// ([`crate::engine::EPOCH_TICK`]): a plugin spinning in a loop yields to the executor, so
+/// it never holds a tokio worker from other accounts and the pages; past the
+/// store's CPU deadline ([`arm`]) it traps with `Interrupt`, a timeout.
+pub(crate) fn yield_each_tick(store: &mut Store<RunState>) {
+    store.epoch_deadline_callback(|ctx| {
+        Ok(if Instant::now() >= ctx.data().cpu_deadline {
+            UpdateDeadline::Interrupt
+        } else {
+            UpdateDeadline::Yield(1)
+        })
+    });
+    arm(store, Duration::ZERO);
+}
+
+/// Give the next call `timeout` of running time from now.
+pub(crate) fn arm(store: &mut Store<RunState>, timeout: Duration) {
+    store.data_mut().cpu_deadline = Instant::now() + timeout;
+    store.set_epoch_deadline(1);
 }
 
 async fn guard<R>(
@@ -538,10 +613,19 @@ impl RunState {
         runtime: &Runtime,
         policy: Arc<AccountPolicy>,
         credentials: Vec<Option<Secret>>,
+        bound: BTreeMap<String, Vec<usize>>,
         secrets: Arc<Secrets>,
         audit: Audit,
     ) -> RunState {
         let budget = ConnectionBudget::new(runtime.limits.connections);
+        // Every form of every secret, and the credentials the host attaches
+        // as they are on the wire (a Basic one holds the user name too).
+        let mut redactor = secrets.redactor();
+        for credential in credentials.iter().flatten() {
+            let value = credential.expose();
+            let token = value.split_once(' ').map_or(value, |(_, token)| token);
+            redactor.add(token.as_bytes());
+        }
         let stderr = Captured::new(CAPTURE_BYTES);
         let wasi = WasiCtxBuilder::new()
             .stdout(stderr.clone())
@@ -549,25 +633,44 @@ impl RunState {
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
+            .max_random_size(MAX_RANDOM_BYTES)
             .build();
         RunState {
             wasi,
-            http: WasiHttpCtx::new(),
+            http: {
+                let mut http = WasiHttpCtx::new();
+                http.set_field_size_limit(MAX_FIELDS_BYTES);
+                http
+            },
             hooks: HttpHooks::new(
                 policy.clone(),
                 Arc::new(credentials),
-                secrets.redactor(),
+                redactor.clone(),
                 runtime.tls.clone(),
                 audit.clone(),
                 budget.clone(),
             ),
-            net: NetCtx::new(policy, secrets, runtime.tls.clone(), audit, budget),
-            table: ResourceTable::new(),
+            net: NetCtx::new(
+                policy,
+                secrets,
+                bound,
+                redactor,
+                runtime.tls.clone(),
+                audit,
+                budget,
+            ),
+            table: {
+                let mut table = ResourceTable::new();
+                table.set_max_capacity(MAX_RESOURCES);
+                table
+            },
             limiter: MemoryLimiter {
                 max_bytes: runtime.limits.memory_bytes,
                 exceeded: false,
             },
             stderr,
+            log_lines: 0,
+            cpu_deadline: Instant::now(),
         }
     }
 }

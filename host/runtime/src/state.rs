@@ -15,6 +15,8 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 /// The longest log line kept from a plugin.
 const MAX_LOG_LINE: usize = 2048;
+/// The most log lines one run may write; the rest are dropped (counted once).
+const MAX_LOG_LINES: u32 = 500;
 
 /// The data of one run's store.
 pub(crate) struct RunState {
@@ -25,6 +27,10 @@ pub(crate) struct RunState {
     pub(crate) table: ResourceTable,
     pub(crate) limiter: MemoryLimiter,
     pub(crate) stderr: Captured,
+    /// Log lines the plugin wrote in this run.
+    pub(crate) log_lines: u32,
+    /// When the current call's running time is up (see `run::arm`).
+    pub(crate) cpu_deadline: std::time::Instant,
 }
 
 impl WasiView for RunState {
@@ -164,15 +170,17 @@ impl types::Host for &mut RunState {}
 
 impl log::Host for &mut RunState {
     async fn write(&mut self, level: types::Level, message: String) -> wasmtime::Result<()> {
-        let mut message = message;
-        if message.len() > MAX_LOG_LINE {
-            let mut end = MAX_LOG_LINE;
-            while !message.is_char_boundary(end) {
-                end -= 1;
+        self.log_lines = self.log_lines.saturating_add(1);
+        if self.log_lines > MAX_LOG_LINES {
+            if self.log_lines == MAX_LOG_LINES + 1 {
+                tracing::warn!(
+                    target: "plugin",
+                    "the plugin wrote more than {MAX_LOG_LINES} log lines in this run; the rest are dropped"
+                );
             }
-            message.truncate(end);
-            message.push('…');
+            return Ok(());
         }
+        let message = log_line(&message);
         match level {
             types::Level::Debug => tracing::debug!(target: "plugin", "{message}"),
             types::Level::Info => tracing::info!(target: "plugin", "{message}"),
@@ -181,6 +189,24 @@ impl log::Host for &mut RunState {
         }
         Ok(())
     }
+}
+
+/// A plugin's log line as the host writes it: control characters escaped
+/// (a line break cannot forge another line), cut at `MAX_LOG_LINE` bytes.
+fn log_line(message: &str) -> String {
+    let mut out = String::with_capacity(message.len().min(MAX_LOG_LINE) + 3);
+    for c in message.chars() {
+        if out.len() >= MAX_LOG_LINE {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Link everything a plugin may import: the WASI 0.2 command imports, with a
@@ -196,4 +222,15 @@ pub(crate) fn link(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
     types::add_to_linker::<RunState, Log>(linker, |t| t)?;
     log::add_to_linker::<RunState, Log>(linker, |t| t)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_log_line_cannot_forge_another() {
+        let line = super::log_line("ok\n2026-12-07T10:00:00Z ERROR forged\r\x1b[2J");
+        assert_eq!(line, "ok\\n2026-12-07T10:00:00Z ERROR forged\\r\\u{1b}[2J");
+        let long = super::log_line(&"é".repeat(5000));
+        assert!(long.len() <= super::MAX_LOG_LINE + 3 && long.ends_with('…'));
+    }
 }

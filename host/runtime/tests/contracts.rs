@@ -23,8 +23,8 @@ async fn a_one_x_and_a_two_x_plugin_run_side_by_side() {
         .expect("2.x installs");
     let one = registry.get("scripted").unwrap();
     let two = registry.get("pushbox").unwrap();
-    assert_eq!(one.description().contract, "mailroom:provider@1.0.0");
-    assert_eq!(two.description().contract, "mailroom:provider@2.0.0");
+    assert_eq!(one.description().contract, "mailroom:provider@1.1.0");
+    assert_eq!(two.description().contract, "mailroom:provider@2.1.0");
     assert!(!one.description().push);
     assert!(two.description().push);
 
@@ -75,11 +75,11 @@ async fn a_one_x_and_a_two_x_plugin_run_side_by_side() {
     assert!(!old.wait("0", 5).await.expect("1.x wait"));
 }
 
-/// `scripted` as if built against a later 1.x (`mailroom:provider@1.1.0`):
-/// every contract name in the component says 1.1.0 (same length, so the
-/// binary stays valid); the shapes are 1.0's, as an additive release keeps them.
+/// `scripted` as if built against a later 1.x (`mailroom:provider@1.2.0`):
+/// every contract name in the component says 1.2.0 (same length, so the
+/// binary stays valid); the shapes are 1.1's, as an additive release keeps them.
 fn as_minor_release(mut bytes: Vec<u8>) -> Vec<u8> {
-    let (from, to) = (b"mailroom:provider/", b"@1.0.0");
+    let (from, to) = (b"mailroom:provider/", b"@1.1.0");
     let mut i = 0;
     let mut renamed = 0;
     while let Some(at) = bytes[i..].windows(from.len()).position(|w| w == from) {
@@ -91,7 +91,7 @@ fn as_minor_release(mut bytes: Vec<u8>) -> Vec<u8> {
                 .take_while(|b| b.is_ascii_lowercase() || **b == b'-')
                 .count();
         if bytes[end..].starts_with(to) {
-            bytes[end + 3] = b'1';
+            bytes[end + 3] = b'2';
             renamed += 1;
         }
         i = end;
@@ -106,12 +106,50 @@ async fn a_plugin_of_a_later_one_x_release_links_by_semver() {
     let later = runtime
         .load(&as_minor_release(plugin_bytes("scripted")))
         .await
-        .expect("a 1.1.0 plugin loads on a 1.0 host");
-    assert_eq!(later.description().contract, "mailroom:provider@1.1.0");
+        .expect("a 1.2.0 plugin loads on a 1.1 host");
+    assert_eq!(later.description().contract, "mailroom:provider@1.2.0");
+    // Its `bindings` export (1.2.0 by name) is found by semver too.
+    assert!(later.description().bindings_declared);
     let imports = &later.description().imports;
     assert!(
-        imports.iter().any(|i| i == "mailroom:provider/log@1.1.0"),
+        imports.iter().any(|i| i == "mailroom:provider/log@1.2.0"),
         "{imports:?}"
     );
     assert_eq!(scripted_sync(&runtime, &later, 9).await, 9);
+}
+
+/// A plugin built against 1.0.0 (`hostile`, from the contract as released)
+/// links to the 1.1 host, and, declaring no bindings, gets the 1.0 ones:
+/// each secret to every `tls`/`tcp` endpoint and to the HTTP endpoint whose
+/// credential names it.
+#[tokio::test]
+async fn a_one_zero_plugin_loads_with_the_bindings_it_always_had() {
+    let runtime = runtime(Limits::default(), None);
+    let old = load(&runtime, "hostile").await;
+    let d = old.description();
+    assert_eq!(d.contract, "mailroom:provider@1.0.0");
+    assert!(!d.bindings_declared);
+    let bound = |secret: &str| {
+        d.bindings
+            .iter()
+            .find(|b| b.secret == secret)
+            .map(|b| b.endpoints.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        bound("password"),
+        [
+            "tls://{target_host}:{target_port}",
+            "tcp://{target_host}:{target_port}",
+            "https://{basic_host}:{target_port}",
+        ]
+    );
+    assert_eq!(
+        bound("token"),
+        [
+            "tls://{target_host}:{target_port}",
+            "tcp://{target_host}:{target_port}",
+            "https://{target_host}:{target_port}",
+        ]
+    );
 }

@@ -6,11 +6,12 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{hostile, load, runtime, scripted_sync};
-use mailroom_runtime::{CallError, Limits, OperatorGrant, ProviderError, Secret, Secrets};
+use mailroom_runtime::{CallError, Denial, Limits, OperatorGrant, ProviderError, Secret, Secrets};
 use mailroom_test_support::{EchoServer, Mode, TestCa};
 
 const PASSWORD: &str = "hunter2-Secret!";
-const TOKEN: &str = "tok-8c1f2e0d";
+/// With characters that JSON and URL encoding change.
+const TOKEN: &str = "tok/8c1f+2e0d=x";
 
 fn secrets() -> Secrets {
     let mut s = Secrets::new();
@@ -21,10 +22,9 @@ fn secrets() -> Secrets {
 
 fn loopback(plaintext_credentials: bool) -> OperatorGrant {
     OperatorGrant {
-        endpoints: None,
         private_networks: vec!["127.0.0.0/8".parse().unwrap()],
         plaintext_credentials,
-        origins: Vec::new(),
+        ..OperatorGrant::default()
     }
 }
 
@@ -35,13 +35,25 @@ async fn attack(
     settings: &[(&str, &str)],
     grant: OperatorGrant,
 ) -> CallError {
+    attack_recorded(limits, ca, settings, grant).await.0
+}
+
+/// The same, with the denials the host recorded (and counted in the
+/// plugin's health) during the call.
+async fn attack_recorded(
+    limits: Limits,
+    ca: Option<&TestCa>,
+    settings: &[(&str, &str)],
+    grant: OperatorGrant,
+) -> (CallError, Vec<Denial>) {
     let rt = runtime(limits, ca.map(TestCa::ca_file));
     let mut run = hostile(&rt, settings, secrets(), &grant).await;
     let err = run.verify().await.expect_err("the attack must not succeed");
+    let denials = run.denials();
     // Whatever happened, the host goes on serving other plugins.
     let scripted = load(&rt, "scripted").await;
     assert_eq!(scripted_sync(&rt, &scripted, 20).await, 20);
-    err
+    (err, denials)
 }
 
 /// The text a plugin reported in an `other` error.
@@ -88,6 +100,32 @@ async fn attack_peer(
         reported(attack(limits, trusted, &settings, grant).await),
         server,
     )
+}
+
+/// A secret attack against a TLS echo peer on `localhost`, with extra
+/// settings: the plugin's report, the peer, and the denials recorded.
+async fn secret_attack(
+    mode: Mode,
+    name: &str,
+    extra: &[(&str, &str)],
+) -> (String, EchoServer, Vec<Denial>) {
+    let ca = TestCa::new();
+    let server = EchoServer::start(&ca, mode).await;
+    let port = server.port.to_string();
+    let mut settings = vec![
+        ("attack", name),
+        ("target_host", "localhost"),
+        ("target_port", port.as_str()),
+    ];
+    settings.extend_from_slice(extra);
+    let (err, denials) =
+        attack_recorded(Limits::default(), Some(&ca), &settings, loopback(false)).await;
+    (reported(err), server, denials)
+}
+
+/// Whether anything the peer received holds the password.
+fn got_password(server: &EchoServer) -> bool {
+    server.received().iter().any(|l| l.contains(PASSWORD))
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -322,10 +360,13 @@ async fn an_echoed_secret_comes_back_blanked() {
         Limits::default(),
     )
     .await;
-    let stars = "*".repeat(PASSWORD.len());
-    assert_eq!(text, format!("echo: ECHO {stars}\r\n"));
+    let stars = "*".repeat(PASSWORD.len() + 2);
+    assert_eq!(text, format!("echo: A1 LOGIN bob {stars}\r\n"));
     // The server did get the real password: the plugin used it without reading it.
-    assert_eq!(server.received(), vec![format!("ECHO {PASSWORD}")]);
+    assert_eq!(
+        server.received(),
+        vec![format!("A1 LOGIN bob \"{PASSWORD}\"")]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -341,11 +382,14 @@ async fn starttls_upgrades_with_the_extra_ca_and_the_secret_stays_hidden() {
     .await;
     assert_eq!(
         text,
-        format!("echo: ECHO {}\r\n", "*".repeat(PASSWORD.len()))
+        format!("echo: A1 LOGIN bob {}\r\n", "*".repeat(PASSWORD.len() + 2))
     );
     assert_eq!(
         server.received(),
-        vec!["STARTTLS".to_string(), format!("ECHO {PASSWORD}")]
+        vec![
+            "A0 STARTTLS".to_string(),
+            format!("A1 LOGIN bob \"{PASSWORD}\"")
+        ]
     );
 }
 
@@ -465,4 +509,185 @@ async fn each_redirect_hop_is_checked_again() {
         "302 to https://undeclared.example.com/; then ErrorCode::HttpRequestDenied"
     );
     assert_eq!(server.received().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_password_cannot_be_made_the_body_of_a_mail_to_a_third_party() {
+    let (text, server, denials) = secret_attack(Mode::Tls, "smtp-exfil", &[]).await;
+    // Around the secret: not a sign-in step.
+    assert!(
+        text.contains("around: refused: NetError::Denied(")
+            && text.contains("is not a sign-in step"),
+        "{text}"
+    );
+    // Written first, the mail makes the connection unfit for any secret.
+    assert!(
+        text.contains("after: refused: NetError::Denied(") && text.contains("carried `MAIL FROM"),
+        "{text}"
+    );
+    assert!(!got_password(&server), "{:?}", server.received());
+    // Both refusals are recorded (and so counted in the plugin's health).
+    assert_eq!(denials.len(), 2, "{denials:?}");
+    assert!(denials[0].attempted.contains("writing secret `password`"));
+    assert!(denials[1].would_allow.contains("a sign-in step"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_secret_goes_once_per_connection_and_never_as_a_mailbox_name() {
+    let (text, server, denials) = secret_attack(Mode::Tls, "imap-create", &[]).await;
+    let stars = "*".repeat(PASSWORD.len() + 2);
+    assert!(
+        text.contains(&format!("login: A1 LOGIN bob {stars}")),
+        "{text}"
+    );
+    assert!(
+        text.contains("create: refused: NetError::Denied(") && text.contains("already written"),
+        "{text}"
+    );
+    let with_password: Vec<_> = server
+        .received()
+        .into_iter()
+        .filter(|l| l.contains(PASSWORD))
+        .collect();
+    assert_eq!(with_password, vec![format!("A1 LOGIN bob \"{PASSWORD}\"")]);
+    assert_eq!(denials.len(), 1, "{denials:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_line_left_open_before_the_sign_in_is_refused() {
+    let (text, server, denials) = secret_attack(Mode::Tls, "unfinished-line", &[]).await;
+    assert!(text.contains("unfinished line"), "{text}");
+    assert!(!got_password(&server), "{:?}", server.received());
+    assert_eq!(denials.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn starttls_over_injected_plaintext_is_refused() {
+    let (text, _server, _) = secret_attack(Mode::PlainInjecting, "starttls-inject", &[]).await;
+    assert!(
+        text.contains("starttls: NetError::Tls(") && text.contains("injected plaintext"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_basic_credential_echoed_back_is_blanked_whatever_the_user_name() {
+    use base64::Engine as _;
+    for user in ["bob", "carol", "b", "dave@example.com"] {
+        let (text, server, _) = secret_attack(
+            Mode::Https,
+            "basic-http",
+            &[("basic_host", "127.0.0.1"), ("user", user)],
+        )
+        .await;
+        let sent = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{PASSWORD}"));
+        assert!(
+            server.received().join("\n").contains(&sent),
+            "the server gets the credential"
+        );
+        // No run of base64 the plugin read decodes to the password.
+        for word in text.split(|c: char| !(c.is_ascii_alphanumeric() || "+/=".contains(c))) {
+            for skip in 0..4.min(word.len()) {
+                let bytes = base64::engine::general_purpose::STANDARD_NO_PAD
+                    .decode(word[skip..].trim_end_matches('=').as_bytes())
+                    .unwrap_or_default();
+                assert!(
+                    !String::from_utf8_lossy(&bytes).contains("Secret"),
+                    "{user}: {text}"
+                );
+            }
+        }
+        assert!(
+            text.contains("x-echo-authorization: Basic ****"),
+            "{user}: {text}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_echoed_upper_cased_json_escaped_or_url_encoded_is_blanked() {
+    let json = TOKEN.replace('/', "\\/");
+    let url = TOKEN
+        .replace('/', "%2F")
+        .replace('+', "%2B")
+        .replace('=', "%3D");
+    for path in ["/upper", "/json", "/url"] {
+        let (text, server, _) = secret_attack(Mode::Https, "secret-http", &[("path", path)]).await;
+        assert!(server.received().join("\n").contains(TOKEN));
+        let lower = text.to_ascii_lowercase();
+        for form in [TOKEN, json.as_str(), url.as_str()] {
+            assert!(
+                !lower.contains(&form.to_ascii_lowercase()),
+                "{path}: {text}"
+            );
+        }
+        assert!(text.contains("****"), "{path}: {text}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_in_a_response_trailer_is_blanked() {
+    let (text, _server, _) = secret_attack(Mode::Https, "http-trailer", &[]).await;
+    let stars = "*".repeat(TOKEN.len());
+    assert!(text.contains(&format!("x-echo: Bearer {stars}")), "{text}");
+}
+
+/// As many looping plugins as worker threads, and one more: each gives its
+/// worker back at every epoch tick, so another account's sync, itself a task
+/// needing a worker, completes while every loop is still running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn looping_plugins_on_every_worker_do_not_starve_another_account() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let limits = Limits {
+        call_timeout: Duration::from_secs(8),
+        ..Limits::default()
+    };
+    let rt = runtime(limits, None);
+    let scripted = load(&rt, "scripted").await;
+    let ended = Arc::new(AtomicUsize::new(0));
+    let mut loops = Vec::new();
+    for _ in 0..3 {
+        let (rt, ended) = (rt.clone(), ended.clone());
+        let mut run = hostile(
+            &rt,
+            &[("attack", "loop")],
+            Secrets::new(),
+            &OperatorGrant::all_declared(),
+        )
+        .await;
+        loops.push(tokio::spawn(async move {
+            let out = run.verify().await;
+            ended.fetch_add(1, Ordering::SeqCst);
+            out
+        }));
+    }
+    let other = {
+        let rt = rt.clone();
+        tokio::spawn(async move { scripted_sync(&rt, &scripted, 50).await })
+    };
+    assert_eq!(other.await.expect("the sync task"), 50);
+    assert_eq!(
+        ended.load(Ordering::SeqCst),
+        0,
+        "the other account synced while every loop still ran"
+    );
+    for l in loops {
+        let out = l.await.expect("a loop task");
+        assert!(matches!(out, Err(CallError::Timeout(_))), "{out:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plugin_hoarding_host_resources_is_stopped_at_the_table_limit() {
+    let err = attack(
+        Limits::default(),
+        None,
+        &[("attack", "resources")],
+        OperatorGrant::all_declared(),
+    )
+    .await;
+    // It never holds its 100,000 fields: the run ends at the table's limit.
+    assert!(matches!(err, CallError::Crashed(_)), "{err:?}");
+    assert!(!err.to_string().contains("held 100000"), "{err}");
 }

@@ -10,7 +10,7 @@ use mailroom_crm::messages::{self, AccountContext, Copy};
 use mailroom_crm::{CrmError, Id, campaigns, generation};
 use mailroom_oauth::OAuth;
 use mailroom_runtime::{
-    CallError, OperatorGrant, Page, Plugin, ProviderError, Registry, Run, Window,
+    CallError, OperatorGrant, Page, Plugin, ProviderError, Registry, Run, Window, without_addresses,
 };
 use mailroom_store::{Db, unix_now};
 use mailroom_vault::Vault;
@@ -374,8 +374,9 @@ impl Engine {
                 next: self.retry_at(attempts, Some(Duration::from_secs(u64::from(*secs)))),
                 attempts,
             },
+            // Shown to the owner: no address of the operator's network in it.
             _ => Ending::Retry {
-                why: e.to_string(),
+                why: without_addresses(&e.to_string()),
                 next: self.retry_at(attempts, None),
                 attempts,
             },

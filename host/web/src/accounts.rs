@@ -13,7 +13,9 @@ use mailroom_crm::campaigns::{self, Campaign, NewCampaign, Notice};
 use mailroom_crm::messages::{self, Counts};
 use mailroom_crm::users::User;
 use mailroom_outbound::SendError;
-use mailroom_runtime::{AccountInput, CallError, ProviderError, Secret, Secrets};
+use mailroom_runtime::{
+    AccountInput, CallError, ProviderError, Secret, Secrets, without_addresses,
+};
 use mailroom_sync::{SyncStatus, schedule_now, status};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -147,8 +149,26 @@ pub(crate) async fn verify(
     outcome.map_err(|e| call_error(provider, e))
 }
 
-/// A failed plugin call as the form or the caller should read it.
+/// A failed plugin call as the form or the caller should read it: with no
+/// IP address in it (a user learns nothing of what a name resolved to inside
+/// the operator's network; the operator's log has the whole error).
 fn call_error(provider: &str, e: CallError) -> ApiError {
+    tracing::info!(plugin = %provider, error = %e, "verifying an account failed");
+    let e = match e {
+        CallError::Provider(ProviderError::BadConfig(c)) => {
+            CallError::Provider(ProviderError::BadConfig(mailroom_runtime::ConfigError {
+                why: without_addresses(&c.why),
+                ..c
+            }))
+        }
+        CallError::Provider(ProviderError::AuthFailed(why)) => {
+            CallError::Provider(ProviderError::AuthFailed(without_addresses(&why)))
+        }
+        CallError::Provider(ProviderError::Unreachable(why)) => {
+            CallError::Provider(ProviderError::Unreachable(without_addresses(&why)))
+        }
+        other => other,
+    };
     match e {
         CallError::Provider(ProviderError::BadConfig(c)) => {
             ApiError::invalid(format!("settings.{}", c.field), c.why)
@@ -165,7 +185,7 @@ fn call_error(provider: &str, e: CallError) -> ApiError {
         ),
         other => ApiError::new(
             StatusCode::BAD_GATEWAY,
-            format!("the `{provider}` plugin {other}"),
+            without_addresses(&format!("the `{provider}` plugin {other}")),
         ),
     }
 }

@@ -144,6 +144,10 @@ pub fn plugin_json(d: &PluginDescription) -> serde_json::Value {
             "template": e.template, "purpose": e.purpose,
             "credential": e.credential.as_ref().map(credential_json),
         })).collect::<Vec<_>>(),
+        "secret_bindings": d.bindings.iter().map(|b| serde_json::json!({
+            "secret": b.secret, "endpoints": b.endpoints,
+        })).collect::<Vec<_>>(),
+        "secret_bindings_declared": d.bindings_declared,
         "imports": d.imports,
     })
 }

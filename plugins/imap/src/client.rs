@@ -24,7 +24,7 @@ use imap_codec::imap_types::response::{Code, Data, StatusKind};
 use imap_codec::imap_types::search::SearchKey;
 use imap_codec::imap_types::sequence::SequenceSet;
 
-use crate::bindings::mailroom::provider::net::{NetError, SecretEncoding};
+use crate::bindings::mailroom::provider::net::{NetError, SignIn, SignInMechanism, SignInProtocol};
 use crate::bindings::mailroom::provider::types::ProviderError;
 use crate::net::{Link, NetFailure};
 use crate::settings::{Login, OAUTH_TOKEN, PASSWORD, Settings, Transport, bad_config};
@@ -147,20 +147,6 @@ fn mailbox_name(m: &Mailbox<'_>) -> String {
     }
 }
 
-/// An IMAP quoted string, for the user name in LOGIN.
-fn quoted(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        if c == '"' || c == '\\' {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('"');
-    out
-}
-
 impl Client {
     /// Connect, secure the connection and sign in.
     pub fn connect(settings: &Settings) -> Result<Client, ProviderError> {
@@ -190,6 +176,15 @@ impl Client {
                     "STARTTLS refused: {}",
                     outcome.line
                 )));
+            }
+            // What came after the answer to STARTTLS came in plaintext:
+            // a man in the middle's injected responses, never built on.
+            if client.wire.buffered() {
+                return Err(ProviderError::Unreachable(
+                    "the IMAP server sent more than its answer to STARTTLS before the TLS \
+                     upgrade (injected plaintext?); not going on"
+                        .into(),
+                ));
             }
             client.wire.link().start_tls().map_err(net_error)?;
             client.refresh_capabilities().map_err(provider_error)?;
@@ -252,14 +247,10 @@ impl Client {
                         "the server does not offer XOAUTH2 sign-in; use a password",
                     ));
                 }
-                self.authenticate(
-                    "XOAUTH2",
-                    OAUTH_TOKEN,
-                    SecretEncoding::Xoauth2(user.clone()),
-                )
+                self.authenticate(SignInMechanism::Xoauth2, OAUTH_TOKEN, user)
             }
             Login::Password if self.has("AUTH=PLAIN") => {
-                self.authenticate("PLAIN", PASSWORD, SecretEncoding::SaslPlain(user.clone()))
+                self.authenticate(SignInMechanism::Plain, PASSWORD, user)
             }
             Login::Password if self.has("LOGINDISABLED") => {
                 return Err(bad_config(
@@ -267,7 +258,7 @@ impl Client {
                     "the server refuses to sign in over this connection; use `tls` or `starttls`",
                 ));
             }
-            Login::Password => self.login(user),
+            Login::Password => self.authenticate(SignInMechanism::PasswordCommand, PASSWORD, user),
         }
         .map_err(|e| match e {
             // The host refuses to write a secret into an unencrypted connection.
@@ -288,45 +279,22 @@ impl Client {
         }
     }
 
-    /// `AUTHENTICATE <mechanism>`, the response written by the host.
+    /// `LOGIN` or `AUTHENTICATE`, performed whole by the host.
     fn authenticate(
         &mut self,
-        mechanism: &str,
+        mechanism: SignInMechanism,
         secret: &str,
-        encoding: SecretEncoding,
+        user: &str,
     ) -> Result<Outcome, WireError> {
         let tag = self.wire.tag();
-        self.wire
-            .write(format!("{tag} AUTHENTICATE {mechanism}\r\n").as_bytes())?;
-        let mut answered = false;
-        loop {
-            match self.wire.next()?.completes(&tag) {
-                Ok(outcome) => return Ok(outcome),
-                Err(Reply::Continue) if !answered => {
-                    answered = true;
-                    self.wire
-                        .link()
-                        .write_secret(b"", secret, &encoding, b"\r\n")?;
-                }
-                // A challenge after the answer carries the failure's details
-                // (XOAUTH2); an empty line ends the exchange.
-                Err(Reply::Continue) => self.wire.write(b"\r\n")?,
-                Err(_) => {}
-            }
-        }
-    }
-
-    /// `LOGIN`, the password written by the host.
-    fn login(&mut self, user: &str) -> Result<Outcome, WireError> {
-        let tag = self.wire.tag();
-        let before = format!("{tag} LOGIN {} ", quoted(user));
-        self.wire.link().write_secret(
-            before.as_bytes(),
-            PASSWORD,
-            &SecretEncoding::ImapQuoted,
-            b"\r\n",
-        )?;
-        self.wire.finish(&tag, |_| Ok(()))
+        let step = SignIn {
+            protocol: SignInProtocol::Imap,
+            mechanism,
+            tag: Some(tag.clone()),
+            user: user.to_string(),
+            secret: secret.to_string(),
+        };
+        self.wire.sign_in(&tag, &step)
     }
 
     /// The folder with the `\Sent` special use, if any.

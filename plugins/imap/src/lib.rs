@@ -137,6 +137,12 @@ impl Guest for Imap {
     }
 }
 
+impl bindings::exports::mailroom::provider::bindings::Guest for Imap {
+    fn secret_bindings() -> Vec<bindings::exports::mailroom::provider::bindings::Binding> {
+        settings::secret_bindings()
+    }
+}
+
 /// Append a sent message to the `\Sent` folder; its id where the server says (UIDPLUS).
 fn save_copy(settings: &Settings, raw: &[u8]) -> Result<Option<String>, ProviderError> {
     let mut client = Client::connect(settings)?;

@@ -1,7 +1,7 @@
 //! A connection the host opened for the plugin, and what its failures mean to
 //! the account. Shared by IMAP and SMTP.
 
-use crate::bindings::mailroom::provider::net::{Connection, NetError, SecretEncoding, Security};
+use crate::bindings::mailroom::provider::net::{Connection, NetError, Security, SignIn};
 use crate::settings::Transport;
 
 /// A network failure, kept with the endpoint it concerned.
@@ -51,17 +51,10 @@ impl Link {
         self.conn.write(data).map_err(|e| self.fail(e))
     }
 
-    /// Write `before`, the named secret in `encoding`, then `after`.
-    pub fn write_secret(
-        &mut self,
-        before: &[u8],
-        secret: &str,
-        encoding: &SecretEncoding,
-        after: &[u8],
-    ) -> Result<(), NetFailure> {
-        self.conn
-            .write_secret(before, secret, encoding, after)
-            .map_err(|e| self.fail(e))
+    /// Have the host sign in (it writes the whole step, secret included)
+    /// and return the server's answers to it.
+    pub fn authenticate(&mut self, step: &SignIn) -> Result<Vec<u8>, NetFailure> {
+        self.conn.authenticate(step).map_err(|e| self.fail(e))
     }
 
     /// Upgrade to TLS after the protocol's STARTTLS exchange.

@@ -185,6 +185,21 @@ pub fn endpoints() -> Vec<Endpoint> {
     ]
 }
 
+/// Where the password and the token may go: the account's own IMAP and
+/// SMTP servers, nowhere else.
+pub fn secret_bindings() -> Vec<crate::bindings::exports::mailroom::provider::bindings::Binding> {
+    let servers: Vec<String> = endpoints().into_iter().map(|e| e.template).collect();
+    [PASSWORD, OAUTH_TOKEN]
+        .into_iter()
+        .map(
+            |secret| crate::bindings::exports::mailroom::provider::bindings::Binding {
+                secret: secret.into(),
+                endpoints: servers.clone(),
+            },
+        )
+        .collect()
+}
+
 fn get<'a>(account: &'a Account, name: &str) -> Option<&'a str> {
     account
         .settings

@@ -8,7 +8,7 @@ use smtp_proto::response::parser::ResponseReceiver;
 use smtp_proto::{AUTH_PLAIN, AUTH_XOAUTH2, EXT_START_TLS, EhloResponse};
 
 use crate::bindings::exports::mailroom::provider::provider::Outgoing;
-use crate::bindings::mailroom::provider::net::{NetError, SecretEncoding};
+use crate::bindings::mailroom::provider::net::{NetError, SignIn, SignInMechanism, SignInProtocol};
 use crate::bindings::mailroom::provider::types::{MessageFailure, ProviderError};
 use crate::client::net_error;
 use crate::net::Link;
@@ -182,49 +182,47 @@ pub fn send(settings: &Settings, message: &Outgoing) -> Result<(), ProviderError
             ));
         }
         smtp.expect("STARTTLS", 220)?;
+        // What came after the 220 came in plaintext: never built on.
+        if !smtp.buf.is_empty() {
+            return Err(unreachable(
+                "the SMTP server sent more than its answer to STARTTLS before the TLS upgrade \
+                 (injected plaintext?); not going on"
+                    .into(),
+            ));
+        }
         smtp.link.start_tls().map_err(net_error)?;
         ehlo = smtp.ehlo()?;
     }
     let user = settings.username.clone();
-    let (mechanism, secret, encoding, flag) = match settings.login {
-        Login::Password => (
-            "PLAIN",
-            PASSWORD,
-            SecretEncoding::SaslPlain(user.clone()),
-            AUTH_PLAIN,
-        ),
+    let (mechanism, name, secret, flag) = match settings.login {
+        Login::Password => (SignInMechanism::Plain, "PLAIN", PASSWORD, AUTH_PLAIN),
         Login::OAuth => (
+            SignInMechanism::Xoauth2,
             "XOAUTH2",
             OAUTH_TOKEN,
-            SecretEncoding::Xoauth2(user.clone()),
             AUTH_XOAUTH2,
         ),
     };
     if ehlo.auth_mechanisms & flag == 0 {
         return Err(bad_config(
             "smtp_security",
-            format!("the SMTP server does not offer AUTH {mechanism} on this connection"),
+            format!("the SMTP server does not offer AUTH {name} on this connection"),
         ));
     }
-    smtp.link
-        .write_secret(
-            format!("AUTH {mechanism} ").as_bytes(),
-            secret,
-            &encoding,
-            b"\r\n",
-        )
-        .map_err(|n| match n.error {
-            // The host refuses to write a secret into an unencrypted connection.
-            NetError::Denied(_) => {
-                bad_config("smtp_security", format!("{n}; use `starttls` or `tls`"))
-            }
-            _ => net_error(n),
-        })?;
-    let mut reply = smtp.read()?;
-    if reply.code == 334 {
-        // XOAUTH2 reports a failure as a challenge; an empty answer ends it.
-        reply = smtp.command("")?;
-    }
+    let step = SignIn {
+        protocol: SignInProtocol::Smtp,
+        mechanism,
+        tag: None,
+        user: user.clone(),
+        secret: secret.into(),
+    };
+    let answer = smtp.link.authenticate(&step).map_err(|n| match n.error {
+        // The host refuses to write a secret into an unencrypted connection.
+        NetError::Denied(_) => bad_config("smtp_security", format!("{n}; use `starttls` or `tls`")),
+        _ => net_error(n),
+    })?;
+    smtp.buf.extend_from_slice(&answer);
+    let reply = smtp.read()?;
     match reply.code {
         235 => {}
         454 => {

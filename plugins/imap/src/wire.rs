@@ -160,7 +160,24 @@ impl Wire {
         }
     }
 
-    /// The underlying link (for STARTTLS and secret writes).
+    /// Whether bytes were read beyond the responses handed out so far.
+    pub fn buffered(&self) -> bool {
+        self.start < self.buf.len()
+    }
+
+    /// Have the host perform the sign-in `step` (tagged `tag`) and read its
+    /// outcome from the answers the host hands back.
+    pub fn sign_in(
+        &mut self,
+        tag: &str,
+        step: &crate::bindings::mailroom::provider::net::SignIn,
+    ) -> Result<Outcome, WireError> {
+        let answer = self.link.authenticate(step)?;
+        self.buf.extend_from_slice(&answer);
+        self.finish(tag, |_| Ok(()))
+    }
+
+    /// The underlying link (for STARTTLS).
     pub fn link(&mut self) -> &mut Link {
         &mut self.link
     }

@@ -23,8 +23,9 @@ mod bindings {
         inline: r#"
             package mailroom:microsoft365;
             world microsoft365 {
-                import mailroom:provider/log@1.0.0;
-                export mailroom:provider/provider@1.0.0;
+                import mailroom:provider/log@1.1.0;
+                export mailroom:provider/provider@1.1.0;
+                export mailroom:provider/bindings@1.1.0;
             }
         "#,
         path: "../../wit",
@@ -34,6 +35,7 @@ mod bindings {
 }
 
 use base64::Engine as _;
+use bindings::exports::mailroom::provider::bindings::Binding;
 use bindings::exports::mailroom::provider::provider::{
     Account, Credential, Endpoint, Field, Guest, GuestSession, Outgoing, Page, PluginInfo,
     ProviderError, Session, Window,
@@ -209,6 +211,16 @@ impl GuestSession for GraphSession {
 
     fn fetch(&self, ids: Vec<String>) -> Result<Page, ProviderError> {
         block_on(sync::refetch(&self.graph, &ids))
+    }
+}
+
+impl bindings::exports::mailroom::provider::bindings::Guest for Microsoft365 {
+    /// The access token goes only to Microsoft Graph, as its bearer credential.
+    fn secret_bindings() -> Vec<Binding> {
+        vec![Binding {
+            secret: ACCESS_TOKEN.into(),
+            endpoints: vec!["https://graph.microsoft.com".into()],
+        }]
     }
 }
 

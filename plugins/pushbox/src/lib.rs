@@ -7,15 +7,15 @@
 mod bindings {
     wit_bindgen::generate!({
         path: ["../../wit", "../../wit/v2"],
-        world: "mailroom:provider/plugin@2.0.0",
+        world: "mailroom:provider/plugin@2.1.0",
         generate_all,
     });
 }
 
-use bindings::exports::mailroom::provider2_0_0::provider::{
+use bindings::exports::mailroom::provider2_1_0::provider::{
     Account, Guest, GuestSession, Message, Outgoing, Page, PluginInfo, Session, Window,
 };
-use bindings::mailroom::provider1_0_0::types::{ConfigError, MessageFailure, ProviderError};
+use bindings::mailroom::provider1_1_0::types::{ConfigError, MessageFailure, ProviderError};
 
 struct Pushbox;
 
@@ -115,6 +115,13 @@ impl GuestSession for Mailbox {
 
     fn wait(&self, cursor: String, _seconds: u32) -> Result<bool, ProviderError> {
         Ok(Mailbox::handed(&cursor)? < self.messages)
+    }
+}
+
+impl bindings::exports::mailroom::provider1_1_0::bindings::Guest for Pushbox {
+    /// It has no secret.
+    fn secret_bindings() -> Vec<bindings::exports::mailroom::provider1_1_0::bindings::Binding> {
+        Vec::new()
     }
 }
 

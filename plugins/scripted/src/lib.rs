@@ -450,6 +450,13 @@ impl Guest for Scripted {
     }
 }
 
+impl exports::mailroom::provider::bindings::Guest for Scripted {
+    /// The password is never sent anywhere.
+    fn secret_bindings() -> Vec<exports::mailroom::provider::bindings::Binding> {
+        Vec::new()
+    }
+}
+
 /// A Unix time as an RFC 2822 date (the HTTP form, `GMT`).
 fn rfc2822(t: i64) -> String {
     httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(t.max(0) as u64))

@@ -1,4 +1,4 @@
-//! The contract `mailroom:provider@1.0.0` for plugins written with this SDK:
+//! The contract `mailroom:provider@1.1.0` for plugins written with this SDK:
 //! its generated bindings ([`bindings`]), the macro that exports a provider
 //! ([`export_provider!`]), short constructors for the
 //! typed errors, and [`Stream`]: a buffered, line-oriented reader and writer
@@ -7,9 +7,10 @@
 //! A plugin using this never declares the world itself:
 //!
 //! ```ignore
-//! use mailroom_plugin_sdk::contract::bindings::exports::mailroom::provider::provider::Guest;
+//! use mailroom_plugin_sdk::contract::bindings::exports::mailroom::provider::{bindings, provider};
 //! struct MyPlugin;
-//! impl Guest for MyPlugin { /* info, verify, open, send */ }
+//! impl provider::Guest for MyPlugin { /* info, verify, open, send */ }
+//! impl bindings::Guest for MyPlugin { /* secret-bindings: where each secret may go */ }
 //! mailroom_plugin_sdk::contract::export_provider!(MyPlugin);
 //! ```
 
@@ -18,7 +19,7 @@
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../../wit",
-        world: "mailroom:provider/plugin@1.0.0",
+        world: "mailroom:provider/plugin@1.1.0",
         generate_all,
         pub_export_macro: true,
         export_macro_name: "export_provider",
@@ -29,7 +30,8 @@ pub mod bindings {
 /// Export a type implementing the provider's `Guest` as the plugin.
 pub use bindings::export_provider;
 
-use bindings::mailroom::provider::net::{Connection, NetError, SecretEncoding, Security};
+use bindings::exports::mailroom::provider::bindings::Binding;
+use bindings::mailroom::provider::net::{Connection, NetError, Security, SignIn};
 use bindings::mailroom::provider::types::{ConfigError, ProviderError};
 
 /// The account's setting `name`, trimmed; `None` when absent or empty.
@@ -82,8 +84,17 @@ pub fn describe(error: &NetError) -> String {
     }
 }
 
+/// A binding of `secret` to the declared endpoint `templates` (for
+/// `bindings::Guest::secret_bindings`).
+pub fn bind(secret: &str, templates: &[&str]) -> Binding {
+    Binding {
+        secret: secret.into(),
+        endpoints: templates.iter().map(|t| t.to_string()).collect(),
+    }
+}
+
 /// A connection with a read buffer: read lines or up to a terminator, write
-/// commands, and have the host write a secret without the plugin seeing it.
+/// commands, and have the host sign in without the plugin seeing the secret.
 pub struct Stream {
     conn: Connection,
     buffer: Vec<u8>,
@@ -150,22 +161,33 @@ impl Stream {
             .map_err(|e| net_failure(&self.endpoint, &e))
     }
 
-    /// Write `before`, the account secret `field` in `encoding`, then `after`.
-    pub fn write_secret(
-        &mut self,
-        before: &[u8],
-        field: &str,
-        encoding: &SecretEncoding,
-        after: &[u8],
-    ) -> Result<(), ProviderError> {
+    /// Have the host sign in: it writes the whole step (the secret
+    /// included) and returns the server's answers, up to the outcome.
+    /// Anything read before and not consumed is a protocol error: a
+    /// sign-in answer must not be mistaken for what came before it.
+    pub fn authenticate(&mut self, step: &SignIn) -> Result<Vec<u8>, ProviderError> {
+        if !self.buffer.is_empty() {
+            return Err(ProviderError::Other(format!(
+                "{}: unread data before the sign-in",
+                self.endpoint
+            )));
+        }
         self.conn
-            .write_secret(before, field, encoding, after)
+            .authenticate(step)
             .map_err(|e| net_failure(&self.endpoint, &e))
     }
 
-    /// Upgrade to TLS after the protocol's STARTTLS exchange.
+    /// Upgrade to TLS after the protocol's STARTTLS exchange. Anything the
+    /// server sent after its answer to STARTTLS came in plaintext and could
+    /// be a man in the middle's: the upgrade is refused, not built on it.
     pub fn start_tls(&mut self) -> Result<(), ProviderError> {
-        self.buffer.clear();
+        if !self.buffer.is_empty() {
+            return Err(ProviderError::Unreachable(format!(
+                "{}: the server sent more than its answer to STARTTLS before the TLS upgrade \
+                 (injected plaintext?); not going on",
+                self.endpoint
+            )));
+        }
         self.conn
             .start_tls()
             .map_err(|e| net_failure(&self.endpoint, &e))

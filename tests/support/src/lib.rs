@@ -19,7 +19,10 @@ use tokio_rustls::TlsAcceptor;
 pub mod corpus;
 pub mod db;
 pub mod dovecot;
+pub mod injector;
 pub mod postfix;
+
+pub use injector::{Injector, MailProtocol};
 
 /// The path of a plugin component built by `scripts/build-plugins`.
 pub fn plugin(name: &str) -> PathBuf {
@@ -165,6 +168,9 @@ pub enum Mode {
     Tls,
     /// Plain; `STARTTLS` upgrades.
     Plain,
+    /// Plain; the answer to `STARTTLS` comes with an injected
+    /// `* CAPABILITY` line in the same segment, as a man in the middle's would.
+    PlainInjecting,
     /// HTTPS: answers one request with the request's head as the body.
     Https,
 }
@@ -219,13 +225,13 @@ async fn serve(
     log: Arc<Mutex<Vec<String>>>,
 ) -> std::io::Result<()> {
     match mode {
-        Mode::Tls => echo_lines(acceptor.accept(tcp).await?, &log)
+        Mode::Tls => echo_lines(acceptor.accept(tcp).await?, mode, &log)
             .await
             .map(|_| ()),
         Mode::Https => http_echo(acceptor.accept(tcp).await?, &log).await,
-        Mode::Plain => {
-            if let Some(tcp) = echo_lines(tcp, &log).await? {
-                echo_lines(acceptor.accept(tcp).await?, &log).await?;
+        Mode::Plain | Mode::PlainInjecting => {
+            if let Some(tcp) = echo_lines(tcp, mode, &log).await? {
+                echo_lines(acceptor.accept(tcp).await?, Mode::Tls, &log).await?;
             }
             Ok(())
         }
@@ -235,6 +241,7 @@ async fn serve(
 /// Echo lines until EOF; on `STARTTLS`, answer `OK` and hand the stream back.
 async fn echo_lines<S: AsyncRead + AsyncWrite + Unpin>(
     stream: S,
+    mode: Mode,
     log: &Mutex<Vec<String>>,
 ) -> std::io::Result<Option<S>> {
     let mut reader = BufReader::new(stream);
@@ -246,15 +253,52 @@ async fn echo_lines<S: AsyncRead + AsyncWrite + Unpin>(
         if let Ok(mut l) = log.lock() {
             l.push(line.trim_end().to_string());
         }
-        if line.trim_end() == "STARTTLS" {
-            reader.get_mut().write_all(b"OK\r\n").await?;
+        // `STARTTLS` (SMTP) or `TAG STARTTLS` (IMAP).
+        if line.trim_end().ends_with("STARTTLS") {
+            let answer: &[u8] = if mode == Mode::PlainInjecting {
+                b"OK Begin TLS\r\n* CAPABILITY IMAP4rev1 AUTH=PLAIN LOGINDISABLED\r\n"
+            } else {
+                b"OK\r\n"
+            };
+            reader.get_mut().write_all(answer).await?;
             return Ok(Some(reader.into_inner()));
         }
         reader.get_mut().write_all(line.as_bytes()).await?;
     }
 }
 
-/// Answer one HTTP request: the request head as the body, and the
+/// `text` as a JSON string, escaped as JSON encoders do.
+fn json_string(text: &str) -> String {
+    let mut out = String::from("\"");
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '/' => out.push_str("\\/"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// `text` percent-encoded, all but letters, digits and `-._~`.
+fn url_encoded(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// Answer one HTTP request: the request head as the body (or, under
+/// `/upper`, `/json` and `/url`, transformed as echoing servers do; under
+/// `/trailer`, the `Authorization` header in a trailer), and the
 /// `Authorization` header reflected in `x-echo-authorization`; except
 /// `GET /redirect`, answered with a redirect to `https://undeclared.example.com/`.
 async fn http_echo<S: AsyncRead + AsyncWrite + Unpin>(
@@ -286,9 +330,26 @@ async fn http_echo<S: AsyncRead + AsyncWrite + Unpin>(
         stream.write_all(response.as_bytes()).await?;
         return stream.shutdown().await;
     }
+    let path = head.split(' ').nth(1).unwrap_or("/");
+    if path == "/trailer" {
+        // The Authorization header in a trailer of a chunked body.
+        let response = format!(
+            "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ntrailer: x-echo\r\nconnection: close\r\n\r\n2\r\nok\r\n0\r\nx-echo: {auth}\r\n\r\n"
+        );
+        stream.write_all(response.as_bytes()).await?;
+        return stream.shutdown().await;
+    }
+    // The head as a server would echo it: as it is, upper-cased, in a JSON
+    // string, or URL-encoded.
+    let body = match path {
+        "/upper" => head.to_ascii_uppercase(),
+        "/json" => format!("{{\"head\":{}}}", json_string(&head)),
+        "/url" => url_encoded(&head),
+        _ => head.clone(),
+    };
     let response = format!(
-        "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nx-echo-authorization: {auth}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{head}",
-        head.len()
+        "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nx-echo-authorization: {auth}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
     );
     stream.write_all(response.as_bytes()).await?;
     stream.shutdown().await

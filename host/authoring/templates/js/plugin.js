@@ -1,11 +1,14 @@
-// {{name}}: a Mailroom provider plugin (contract mailroom:provider@1.0.0).
+// {{name}}: a Mailroom provider plugin (contract mailroom:provider@1.1.0).
 //
 // Made by `mailroom plugin new --lang js {{name}}`; built by `mailroom plugin
 // build` (npm run build: componentize-js). It builds, loads and answers every
 // call; replace the parts marked "Your service" with the protocol your
 // service speaks. Contract errors are thrown as `{ tag, val }` objects.
 
-import { Connection } from "mailroom:provider/net@1.0.0";
+import { Connection } from "mailroom:provider/net@1.1.0";
+
+// The one endpoint, which the password may go to.
+const SERVICE = "tls://{server}:{port}";
 
 const badConfig = (field, why) => ({ tag: "bad-config", val: { field, why } });
 
@@ -24,7 +27,7 @@ function readLine(conn) {
   return line.slice(0, -2);
 }
 
-// Your service: sign in over TLS with a line-based protocol.
+// Your service: sign in over TLS with a line-based protocol (POP3's USER and PASS).
 function signIn(account) {
   const host = setting(account, "server");
   if (!host) throw badConfig("server", "is required");
@@ -34,14 +37,26 @@ function signIn(account) {
   try {
     conn = Connection.open(host, Number(port), "tls");
     readLine(conn);
-    const enc = new TextEncoder();
-    conn.writeSecret(enc.encode("LOGIN "), "password", { tag: "raw" }, enc.encode("\r\n"));
-    answer = readLine(conn);
+    // The host performs the sign-in and hands back the server's answer; the
+    // password never passes through here. Here POP3's USER and PASS; IMAP,
+    // SMTP and SASL mechanisms are there too (see docs/plugin-authors.md).
+    const lines = new TextDecoder()
+      .decode(
+        conn.authenticate({
+          protocol: "pop3",
+          mechanism: "password-command",
+          user: account.address,
+          secret: "password",
+        }),
+      )
+      .split("\r\n")
+      .filter((l) => l !== "");
+    answer = lines[lines.length - 1] ?? "";
   } catch (e) {
     if (e && e.tag === "unreachable") throw e;
     throw { tag: "unreachable", val: `${host}:${port}: ${JSON.stringify(e?.payload ?? e)}` };
   }
-  if (!answer.startsWith("OK") && !answer.startsWith("+OK")) {
+  if (!answer.startsWith("+OK")) {
     throw { tag: "auth-failed", val: `the server said: ${answer}` };
   }
   return conn;
@@ -65,6 +80,13 @@ class Session {
   }
 }
 
+// Where each secret may go: the operator approves this list.
+export const bindings = {
+  secretBindings() {
+    return [{ secret: "password", endpoints: [SERVICE] }];
+  },
+};
+
 export const provider = {
   Session,
   info() {
@@ -77,7 +99,7 @@ export const provider = {
         { name: "port", label: "Port", help: "The TLS port.", secret: false, required: false, defaultValue: "993" },
         { name: "password", label: "Password", help: "The mailbox password.", secret: true, required: false },
       ],
-      endpoints: [{ template: "tls://{server}:{port}", purpose: "The service, over TLS" }],
+      endpoints: [{ template: SERVICE, purpose: "The service, over TLS" }],
     };
   },
   verify(account) {

@@ -1,4 +1,4 @@
-"""{{name}}: a Mailroom provider plugin (contract `mailroom:provider@1.0.0`).
+"""{{name}}: a Mailroom provider plugin (contract `mailroom:provider@1.1.0`).
 
 Made by `mailroom plugin new --lang python {{name}}`; built by
 `mailroom plugin build` (componentize-py). It builds, loads and answers every
@@ -10,7 +10,7 @@ import json
 
 from componentize_py_types import Err
 from wit_world import exports
-from wit_world.exports import provider
+from wit_world.exports import bindings, provider
 from wit_world.imports import mailroom_provider_types as types
 from wit_world.imports import net
 
@@ -34,7 +34,7 @@ def read_line(conn):
 
 
 def sign_in(account):
-    """Your service: sign in over TLS with a line-based protocol."""
+    """Your service: sign in over TLS with a line-based protocol (POP3's USER and PASS)."""
     host = setting(account, "server")
     if not host:
         raise bad_config("server", "is required")
@@ -44,13 +44,23 @@ def sign_in(account):
     try:
         conn = net.Connection.open(host, int(port), net.Security.TLS)
         read_line(conn)
-        conn.write_secret(b"LOGIN ", "password", net.SecretEncoding_Raw(), b"\r\n")
-        answer = read_line(conn)
+        # The host performs the sign-in and hands back the server's answer;
+        # the password never passes through here. Here POP3's USER and PASS;
+        # IMAP, SMTP and SASL mechanisms are there too (docs/plugin-authors.md).
+        step = net.SignIn(
+            net.SignInProtocol.POP3,
+            net.SignInMechanism.PASSWORD_COMMAND,
+            None,
+            account.address,
+            "password",
+        )
+        lines = bytes(conn.authenticate(step)).decode("utf-8", "replace").splitlines()
+        answer = lines[-1] if lines else ""
     except Err as e:
         if isinstance(e.value, types.ProviderError_Unreachable):
             raise
         raise Err(types.ProviderError_Unreachable(f"{host}:{port}: {e.value}")) from None
-    if not answer.startswith(("OK", "+OK")):
+    if not answer.startswith("+OK"):
         raise Err(types.ProviderError_AuthFailed(f"the server said: {answer}"))
     return conn
 
@@ -70,6 +80,16 @@ class Session(provider.Session):
         return provider.Page([], [], failed, "", False, None)
 
 
+# The one endpoint, which the password may go to.
+SERVICE = "tls://{server}:{port}"
+
+
+class Bindings(exports.Bindings):
+    def secret_bindings(self):
+        """Where each secret may go: the operator approves this list."""
+        return [bindings.Binding("password", [SERVICE])]
+
+
 class Provider(exports.Provider):
     def info(self):
         return provider.PluginInfo(
@@ -81,7 +101,7 @@ class Provider(exports.Provider):
                 provider.Field("port", "Port", "The TLS port.", False, False, "993"),
                 provider.Field("password", "Password", "The mailbox password.", True, False, None),
             ],
-            [provider.Endpoint("tls://{server}:{port}", "The service, over TLS", None)],
+            [provider.Endpoint(SERVICE, "The service, over TLS", None)],
         )
 
     def verify(self, account):

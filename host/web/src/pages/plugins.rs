@@ -21,6 +21,8 @@ struct Endpoint {
     template: String,
     purpose: String,
     granted: bool,
+    /// The secret fields bound to it, comma-separated.
+    secrets: String,
 }
 
 struct PluginRow {
@@ -30,12 +32,42 @@ struct PluginRow {
     digest: String,
     description: String,
     endpoints: Vec<Endpoint>,
+    /// Whether the secret bindings are the plugin's own declaration (x.1).
+    bindings_declared: bool,
+    /// What the operator grants this plugin beyond every plugin's grant.
+    own_grant: String,
     calls: u64,
     errors: u64,
     denials: u64,
     last_error: Option<String>,
     /// An upgrade waiting for approval: its version and the endpoints it adds.
     pending: Option<(String, String)>,
+}
+
+/// What `grant` gives plugin `name` beyond every plugin's grant, in words.
+fn own_grant(grant: &mailroom_runtime::OperatorGrant, name: &str) -> String {
+    let Some(own) = grant.plugins.get(name) else {
+        return "nothing beyond what every plugin gets".into();
+    };
+    let mut parts = Vec::new();
+    if !own.private_networks.is_empty() {
+        let nets: Vec<String> = own
+            .private_networks
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        parts.push(format!("private networks {}", nets.join(", ")));
+    }
+    if own.plaintext_credentials {
+        parts.push("secrets over unencrypted connections".into());
+    }
+    if !own.hosts.is_empty() {
+        parts.push(format!("only the hosts {}", own.hosts.join(", ")));
+    }
+    if let Some(endpoints) = &own.endpoints {
+        parts.push(format!("only the endpoints {}", endpoints.join(", ")));
+    }
+    parts.join("; ")
 }
 
 /// One line of the change log.
@@ -117,9 +149,18 @@ async fn show(
                     .map(|e| Endpoint {
                         template: e.template.clone(),
                         purpose: e.purpose.clone(),
-                        granted: s.grant.grants_template(&e.template),
+                        granted: s.grant.for_plugin(&d.name).grants_template(&e.template),
+                        secrets: d
+                            .bindings
+                            .iter()
+                            .filter(|b| b.endpoints.contains(&e.template))
+                            .map(|b| b.secret.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
                     })
                     .collect(),
+                bindings_declared: d.bindings_declared,
+                own_grant: own_grant(&s.grant, &d.name),
                 calls: health.calls,
                 errors: health.errors,
                 denials: health.denials,
@@ -127,7 +168,7 @@ async fn show(
                 pending: waiting
                     .iter()
                     .find(|w| w.plugin == d.name)
-                    .map(|w| (w.version.clone(), w.new_endpoints.join(", "))),
+                    .map(|w| (w.version.clone(), w.asks_for())),
             }
         })
         .collect();
@@ -242,7 +283,7 @@ async fn outcome(
                 ),
                 "remove" => format!("Removed {}.", c.plugin),
                 "pending" => format!(
-                    "{0} {1} declares endpoints {2} does not: it waits for your approval below; {2} keeps serving.",
+                    "{0} {1} asks for more than {2}: it waits for your approval below; {2} keeps serving.",
                     c.plugin,
                     c.to_version.unwrap_or_default(),
                     c.from_version.unwrap_or_default()

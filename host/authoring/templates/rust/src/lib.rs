@@ -1,15 +1,20 @@
-//! {{name}}: a Mailroom provider plugin (contract `mailroom:provider@1.0.0`).
+//! {{name}}: a Mailroom provider plugin (contract `mailroom:provider@1.1.0`).
 //!
 //! Made by `mailroom plugin new --lang rust {{name}}`. It builds, loads and
 //! answers every call; replace the parts marked "Your service" with the
 //! protocol your service speaks. See docs/plugin-authors.md.
 
+use mailroom_plugin_sdk::contract::bindings::exports::mailroom::provider::bindings::{
+    self, Binding,
+};
 use mailroom_plugin_sdk::contract::bindings::exports::mailroom::provider::provider::{
     Account, Field, Guest, GuestSession, Outgoing, Page, PluginInfo, Session, Window,
 };
-use mailroom_plugin_sdk::contract::bindings::mailroom::provider::net::{SecretEncoding, Security};
+use mailroom_plugin_sdk::contract::bindings::mailroom::provider::net::{
+    Security, SignIn, SignInMechanism, SignInProtocol,
+};
 use mailroom_plugin_sdk::contract::bindings::mailroom::provider::types::ProviderError;
-use mailroom_plugin_sdk::contract::{Stream, auth_failed, bad_config, setting};
+use mailroom_plugin_sdk::contract::{Stream, auth_failed, bad_config, bind, setting};
 use mailroom_plugin_sdk::cursor;
 
 /// The plugin.
@@ -21,7 +26,7 @@ struct Position {
     handed_over: u64,
 }
 
-/// Your service: sign in over TLS with a line-based protocol.
+/// Your service: sign in over TLS with a line-based protocol (POP3's USER and PASS).
 fn sign_in(account: &Account) -> Result<Stream, ProviderError> {
     let host = setting(account, "server").ok_or_else(|| bad_config("server", "is required"))?;
     let port = match setting(account, "port") {
@@ -32,12 +37,32 @@ fn sign_in(account: &Account) -> Result<Stream, ProviderError> {
     };
     let mut stream = Stream::open(host, port, Security::Tls)?;
     let _greeting = stream.read_line()?;
-    stream.write_secret(b"LOGIN ", "password", &SecretEncoding::Raw, b"\r\n")?;
-    let answer = stream.read_line()?;
-    if answer.starts_with("OK") || answer.starts_with("+OK") {
+    // The host performs the sign-in and hands back the server's answer; the
+    // password never passes through here. Here POP3's USER and PASS; IMAP,
+    // SMTP and SASL mechanisms are there too (see docs/plugin-authors.md).
+    let answer = stream.authenticate(&SignIn {
+        protocol: SignInProtocol::Pop3,
+        mechanism: SignInMechanism::PasswordCommand,
+        tag: None,
+        user: account.address.clone(),
+        secret: "password".into(),
+    })?;
+    let answer = String::from_utf8_lossy(&answer);
+    let last = answer.lines().last().unwrap_or_default();
+    if last.starts_with("+OK") {
         Ok(stream)
     } else {
-        Err(auth_failed(format!("the server said: {answer}")))
+        Err(auth_failed(format!("the server said: {last}")))
+    }
+}
+
+/// The one endpoint, which the password may go to.
+const SERVICE: &str = "tls://{server}:{port}";
+
+impl bindings::Guest for Plugin {
+    /// Where each secret may go: the operator approves this list.
+    fn secret_bindings() -> Vec<Binding> {
+        vec![bind("password", &[SERVICE])]
     }
 }
 
@@ -64,7 +89,7 @@ impl Guest for Plugin {
             ],
             endpoints: vec![
                 mailroom_plugin_sdk::contract::bindings::exports::mailroom::provider::provider::Endpoint {
-                    template: "tls://{server}:{port}".into(),
+                    template: SERVICE.into(),
                     purpose: "The service, over TLS".into(),
                     credential: None,
                 },
