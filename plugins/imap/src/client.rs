@@ -600,11 +600,6 @@ mod tests {
     }
 
     #[test]
-    fn quoting_escapes() {
-        assert_eq!(quoted(r#"a"b\c"#), r#""a\"b\\c""#);
-    }
-
-    #[test]
     fn mailbox_names_round_trip() {
         assert_eq!(mailbox_name(&mailbox("Sent Items").unwrap()), "Sent Items");
         assert_eq!(mailbox_name(&mailbox("inbox").unwrap()), "INBOX");
