@@ -68,6 +68,11 @@ impl Home {
         TlsConfig::new(self.extra_ca.as_deref()).context("MAILROOM_EXTRA_CA")
     }
 
+    /// Which plugin and analyser signatures this host trusts.
+    pub fn trust(&self) -> &Trust {
+        &self.trust
+    }
+
     /// Where the operator's sentiment analyser is kept when not named otherwise.
     pub fn analyzer_file(&self) -> PathBuf {
         self.root.join("analyzer.wasm")

@@ -104,6 +104,12 @@ async fn load_analyzer(
     };
     let bytes =
         std::fs::read(&path).with_context(|| format!("MAILROOM_ANALYZER {}", path.display()))?;
+    // The analyser is held to the plugins' signing rule, checked before it
+    // is compiled or run: it reads every scored mail.
+    let signature = std::fs::read_to_string(mailroom_lifecycle::signature_file(&path)).ok();
+    home.trust()
+        .check(&mailroom_lifecycle::digest(&bytes), signature.as_deref())
+        .with_context(|| format!("MAILROOM_ANALYZER {}", path.display()))?;
     let analyzer = runtime
         .load_analyzer(&bytes)
         .await

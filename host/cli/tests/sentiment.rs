@@ -233,3 +233,45 @@ async fn mail_from_contacts_on_open_deals_is_scored_only_while_allowed() {
         "{s}"
     );
 }
+
+/// Under `MAILROOM_REQUIRE_SIGNED`, an unsigned analyser is refused before
+/// it is compiled or run, as an unsigned plugin is: `serve` says why and stops.
+#[tokio::test]
+async fn an_unsigned_analyser_is_refused_where_signatures_are_required() {
+    let site = Site::new(Kind::Sqlite).await;
+    let analyzer = plugin("lexicon-sentiment");
+    let mut serve = site
+        .command(
+            &["serve", "--listen", "127.0.0.1:0"],
+            &[
+                ("MAILROOM_ANALYZER", analyzer.to_str().unwrap()),
+                ("MAILROOM_REQUIRE_SIGNED", "true"),
+            ],
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("mailroom starts");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = serve.try_wait().expect("wait") {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = serve.kill();
+            let _ = serve.wait();
+            panic!("serve ran with an unsigned analyser");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut said = String::new();
+    if let Some(mut err) = serve.stderr.take() {
+        use std::io::Read as _;
+        let _ = err.read_to_string(&mut said);
+    }
+    assert!(!status.success(), "{said}");
+    assert!(
+        said.contains("MAILROOM_ANALYZER") && said.contains("unsigned"),
+        "{said}"
+    );
+}

@@ -141,7 +141,8 @@ pub struct Lifecycle {
     trust: Trust,
 }
 
-fn digest(bytes: &[u8]) -> String {
+/// A component file's digest, `sha256:` and hex: what signatures sign.
+pub fn digest(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
